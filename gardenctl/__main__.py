@@ -1,0 +1,3 @@
+from gardenctl.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""What every command shares: the global options, the consoles, config selection, confirmation, the journal."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from gardenctl.config import CONTEXT_ENV, ClusterConfig, Config, default_state_dir, load_config, select_cluster
+from gardenctl.errors import Aborted, PreconditionFailed
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file. Env GARDENCTL_CONFIG; default ~/.config/gardenctl/config.yaml.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+ContextOpt = Annotated[
+    Optional[str],
+    typer.Option("--context", help="Cluster context to use. Env GARDENCTL_CONTEXT; default: current-context.", show_default=False),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format: table, json or yaml.", case_sensitive=False)]
+WatchOpt = Annotated[
+    Optional[float],
+    typer.Option("--watch", "-w", metavar="SECONDS", min=0.5, help="Refresh every SECONDS in a live view (table output).", show_default=False),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the plan and the preflight, change nothing.")]
+
+
+@dataclass
+class RootOptions:
+    config_path: Path | None = None
+    context: str | None = None
+    debug: bool = False
+
+
+@dataclass
+class Env:
+    """Resolved per-invocation settings. Flags win over GARDENCTL_* environment, which wins over the config file."""
+
+    config_path: Path | None
+    context: str | None
+    debug: bool = False
+    out: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    _config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def cluster(self) -> ClusterConfig:
+        return select_cluster(self.config(), self.context)
+
+    @property
+    def state_dir(self) -> Path:
+        return default_state_dir()
+
+    def progress(self, message: str) -> None:
+        """Progress goes to stderr; never mixed into the result on stdout."""
+        self.err.print(message, highlight=False)
+
+
+def make_env(ctx: typer.Context, config: Path | None = None, context: str | None = None) -> Env:
+    root: RootOptions = (ctx.find_root().obj if ctx is not None else None) or RootOptions()
+    return Env(
+        config_path=config or root.config_path,
+        context=context or root.context or os.environ.get(CONTEXT_ENV) or None,
+        debug=root.debug,
+    )
+
+
+def confirm(env: Env, question: str, *, yes: bool) -> None:
+    """Ask before a dangerous step. Without a TTY and without --yes, refuse instead of waiting for input."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise PreconditionFailed(
+            "not confirmed: standard input is not a terminal, so gardenctl cannot ask",
+            hint="re-run with --yes once you have read the plan (or --dry-run to only see it)",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise Aborted("aborted: nothing was changed")
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def command_line() -> str:
+    return " ".join(["gardenctl", *sys.argv[1:]])
+
+
+class Stopwatch:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.start = clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+
+def emit(env: Env, result: Any, output: Output | str) -> None:
+    from gardenctl.render import render
+
+    render(result, output.value if isinstance(output, Output) else output, env.out)

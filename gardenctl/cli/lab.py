@@ -1,0 +1,114 @@
+"""`gardenctl lab up | down | status | logs`: the real local cluster."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gardenctl.cli.common import ConfigOpt, Output, OutputOpt, emit, make_env
+
+lab_app = typer.Typer(
+    help=(
+        "A real local HA cluster on loopback: 3 etcd members, 3 Patroni nodes with PostgreSQL, HAProxy with "
+        "read-write and read-only listeners. `lab up` also writes a 'lab' context and makes it current."
+    ),
+    no_args_is_help=True,
+)
+
+DirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--dir", help="Lab directory. Env GARDENCTL_LAB_DIR; default /var/lib/gardenctl/lab as root, else ~/.local/state/gardenctl/lab.", show_default=False, file_okay=False),
+]
+
+
+def _lab(env, lab_dir: Path | None):  # noqa: ANN001, ANN202
+    from gardenctl.lab import Lab, default_lab_dir
+
+    return Lab(lab_dir or default_lab_dir(), progress=env.progress)
+
+
+@lab_app.command("up")
+def up(
+    ctx: typer.Context,
+    lab_dir: DirOpt = None,
+    base_port: Annotated[int, typer.Option("--base-port", min=1024, max=65400, help="First port of the lab's range (it uses base..base+42).")] = 15400,
+    sync: Annotated[bool, typer.Option("--sync", help="Start with Patroni synchronous_mode on (no acknowledged write lost on failover).")] = False,
+    pg_bindir: Annotated[Optional[str], typer.Option("--pg-bindir", help="PostgreSQL server binaries (default: pg_config --bindir, then /usr/lib/postgresql/*/bin).", show_default=False)] = None,
+    run_as: Annotated[Optional[str], typer.Option("--run-as", help="Unprivileged user for Patroni/PostgreSQL when running as root (default: postgres).", show_default=False)] = None,
+    context_name: Annotated[str, typer.Option("--context-name", help="Name of the context written to the config file.")] = "lab",
+    timeout: Annotated[float, typer.Option("--timeout", min=10, help="Seconds to wait for the cluster to become ready.")] = 120.0,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Start the lab and wait until it is really ready: etcd healthy, 1 leader + 2 streaming replicas, HAProxy routing
+    read-write to the leader and read-only to a replica. Running it again on a running lab changes nothing."""
+    from gardenctl.config import load_config, upsert_cluster
+    from gardenctl.lab import LabOptions
+
+    env = make_env(ctx, config)
+    lab = _lab(env, lab_dir)
+    env.config()  # a malformed config file is reported before anything starts
+    result = lab.up(LabOptions(lab_dir=lab.dir, base_port=base_port, synchronous_mode=sync, pg_bindir=pg_bindir, run_as=run_as), timeout_seconds=timeout)
+    path = load_config(env.config_path).path
+    upsert_cluster(path, context_name, result.context, make_current=True)
+    env.progress(f"context {context_name!r} written to {path} and made current")
+    emit(env, result, output)
+
+
+@lab_app.command("down")
+def down(
+    ctx: typer.Context,
+    lab_dir: DirOpt = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory (data, logs, secrets).")] = False,
+) -> None:
+    """Stop exactly the processes the lab started (by PID): HAProxy, Patroni/PostgreSQL, then etcd one at a time."""
+    env = make_env(ctx)
+    lab = _lab(env, lab_dir)
+    if lab.load_state() is None and not lab.dir.exists():
+        env.progress(f"no lab in {lab.dir}; nothing to do")
+        return
+    stopped = lab.down(purge=purge)
+    env.progress(f"lab stopped ({len(stopped)} processes)" + (", data removed" if purge else ""))
+
+
+@lab_app.command("status")
+def status(ctx: typer.Context, lab_dir: DirOpt = None, output: OutputOpt = Output.table) -> None:
+    """Show the lab's processes (PIDs, running or not, log files). Exit 0 when all run, 1 otherwise."""
+    env = make_env(ctx)
+    result = _lab(env, lab_dir).status()
+    emit(env, result, output)
+    if not result.running:
+        raise typer.Exit(1)
+
+
+@lab_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Process: etcd0..etcd2, node0..node2 (Patroni + PostgreSQL) or haproxy.")],
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many lines from the end.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C to stop).")] = False,
+    lab_dir: DirOpt = None,
+) -> None:
+    """Print the log of one lab process."""
+    env = make_env(ctx)
+    path = _lab(env, lab_dir).log_path(name)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read().decode(errors="replace").splitlines()
+            for line in data[-lines:]:
+                typer.echo(line)
+            while follow:
+                chunk = fh.read()
+                if chunk:
+                    typer.echo(chunk.decode(errors="replace"), nl=False)
+                else:
+                    time.sleep(0.3)
+    except FileNotFoundError:
+        env.progress(f"{path} does not exist yet")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lab_app, name="lab")

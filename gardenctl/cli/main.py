@@ -1,0 +1,134 @@
+"""The `gardenctl` entry point and the one error boundary.
+
+A `GardenError` becomes ``Error: <message>`` (+ ``hint: ...``) on stderr and its documented exit code.
+Anything else is a bug: one line by default, the traceback with ``--debug`` or GARDENCTL_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from gardenctl import __version__
+from gardenctl.cli.common import RootOptions
+from gardenctl.errors import ExitCode, GardenError
+
+INTERNAL_ERROR = 70
+
+app = typer.Typer(
+    name="gardenctl",
+    help=(
+        "Ops console for the GardenOS stack: PostgreSQL run by Patroni with etcd, HAProxy in front, K3s for the "
+        "services, all on Hetzner Cloud.\n\n"
+        "Start with [bold]gardenctl lab up[/bold] (a real local cluster) and [bold]gardenctl status[/bold]."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gardenctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", "-c", help="Config file. Env GARDENCTL_CONFIG; default ~/.config/gardenctl/config.yaml.", dir_okay=False, show_default=False),
+    ] = None,
+    context: Annotated[
+        Optional[str],
+        typer.Option("--context", help="Cluster context to use for this command. Env GARDENCTL_CONTEXT.", show_default=False),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.", envvar="GARDENCTL_DEBUG")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
+) -> None:
+    ctx.obj = RootOptions(config_path=config, context=context, debug=debug)
+
+
+# One module per command (or command group) under gardenctl/cli/. Each module exposes `register(app)`.
+# Modules are imported here, but they import their ops/backends lazily, so `gardenctl status` stays light.
+COMMAND_MODULES = (
+    "status",
+    "check",
+    "switchover",
+    "history",
+    "lab",
+    "config_cmd",
+    "drill",
+    "bootstrap",
+    "migrate",
+    "db",
+    "k9s",
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"gardenctl.cli.{_name}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"gardenctl.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("GARDENCTL_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    err = Console(stderr=True)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="gardenctl", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except GardenError as exc:
+        err.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        for line in exc.details:
+            err.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False, soft_wrap=True)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("Aborted.", highlight=False)
+        return int(ExitCode.ABORTED)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted.", highlight=False)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug
+        if _debug_requested(argv):
+            err.print_exception(show_locals=False)
+        else:
+            err.print(
+                f"[bold red]Error:[/bold red] internal error: {escape(type(exc).__name__)}: {escape(str(exc))} "
+                "(this is a gardenctl bug; re-run with --debug for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return INTERNAL_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
