@@ -108,7 +108,8 @@ class Section:
         if not isinstance(data, dict):
             raise self.error(f"expected a mapping, got {_kind(data)}", line or getattr(data, "line", 0))
         self.data: dict[str, Any] = data
-        self.line = getattr(data, "line", line)
+        # The line of the key that opens this section (where a user looks for it), else where its mapping starts.
+        self.line = line or getattr(data, "line", 0)
         self._used: set[str] = set()
 
     def error(self, message: str, line: int | None = None, key: str | None = None) -> ConfigError:

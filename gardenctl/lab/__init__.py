@@ -237,6 +237,12 @@ def _is_postgres(pid: int, data_dir: str) -> bool:
     return os.path.basename(cmdline[0].decode(errors="replace")) in ("postgres", "postmaster") or data_dir.encode() in b" ".join(cmdline)
 
 
+def patroni_python() -> str:
+    """The interpreter that runs Patroni: this one, with symlinked directories resolved (a ``.venv`` link into
+    /var/lib/gardenctl) but not the final link, which would leave the virtualenv."""
+    return os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -376,7 +382,7 @@ class Lab:
         return pg_bindir, run_as, tools
 
     def _check_patroni_runnable(self, run_as: str | None) -> None:
-        cmd = [sys.executable, "-c", "import patroni, psycopg; print(patroni.__version__ if hasattr(patroni, '__version__') else '')"]
+        cmd = [patroni_python(), "-c", "import patroni, psycopg; print(patroni.__version__ if hasattr(patroni, '__version__') else '')"]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=30, **self._user_kwargs(run_as), env=self._env(run_as))
         except PermissionError as exc:
@@ -389,12 +395,12 @@ class Lab:
         last = err[-1] if err else f"exit {result.returncode}"
         if "No module named" in last and "patroni" in last:
             raise PreconditionFailed(
-                f"Patroni is not installed for {sys.executable}",
+                f"Patroni is not installed for {patroni_python()}",
                 hint="pip install 'gardenctl[lab]' (brings Patroni 4.x from PyPI)",
             )
         if run_as:
             raise PreconditionFailed(
-                f"user {run_as!r} cannot run Patroni with {sys.executable}: {last}",
+                f"user {run_as!r} cannot run Patroni with {patroni_python()}: {last}",
                 hint=(
                     "PostgreSQL must run unprivileged, so that user needs read access to the Python that runs gardenctl "
                     "(a virtualenv under /root is not readable by others). Install gardenctl into a virtualenv made from a "
@@ -402,7 +408,7 @@ class Lab:
                     "/opt/gardenctl/bin/pip install '.[lab]'`, or use ./scripts/demo which does that"
                 ),
             )
-        raise PreconditionFailed(f"cannot run Patroni with {sys.executable}: {last}")
+        raise PreconditionFailed(f"cannot run Patroni with {patroni_python()}: {last}")
 
     def _user_kwargs(self, run_as: str | None) -> dict[str, Any]:
         if run_as is None or os.geteuid() != 0:
@@ -502,7 +508,7 @@ class Lab:
             scope=options.scope,
             synchronous_mode=options.synchronous_mode,
             run_as=run_as,
-            python=sys.executable,
+            python=patroni_python(),
             pg_bindir=pg_bindir,
             created_at=time.time(),
         )
@@ -526,7 +532,7 @@ class Lab:
             state.processes[node.name] = ProcRecord(
                 name=node.name,
                 kind="patroni",
-                cmd=[sys.executable, "-m", "patroni", str(cfg_path)],
+                cmd=[patroni_python(), "-m", "patroni", str(cfg_path)],
                 log=str(ndir / "patroni.log"),
                 cwd=str(ndir),
                 user=run_as,
