@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +19,9 @@ from rich.markup import escape
 from gardenctl import __version__
 from gardenctl.cli.common import RootOptions
 from gardenctl.errors import ExitCode, GardenError
+
+# typer 0.29 vendors its own click (typer._click); its Exit/Abort are typer.Exit/typer.Abort.
+from typer._click.exceptions import ClickException
 
 INTERNAL_ERROR = 70
 
@@ -104,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("Aborted.", highlight=False)
         return int(ExitCode.ABORTED)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show(file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
