@@ -78,7 +78,7 @@ class RetryPolicy:
     max_rate_limit_wait_seconds: float = 900.0  # a longer wait is refused: re-run later
     rate_limit_waits: int = 3
     action_timeout_seconds: float = 900.0
-    action_poll_seconds: float = 1.0
+    action_poll_seconds: float = 0.5
     action_poll_cap_seconds: float = 10.0
 
 

@@ -47,6 +47,25 @@ class RenderedFile:
     kind: str = "text"  # cloud-init | patroni | haproxy | etcd-env | k3s | manifests
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedRow:
+    node: str
+    file: str
+    target: str | None
+    kind: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    """What `bootstrap render DIR` wrote."""
+
+    __kind__ = "BootstrapRender"
+    cluster: str
+    directory: str
+    files: tuple[RenderedRow, ...]
+
+
 def stack_spec(inventory: Inventory, secrets: BootstrapSecrets) -> StackSpec:
     """The Patroni stack of the db nodes as a StackSpec: private addresses, Hetzner ports, the lab's timing profile."""
     pg = inventory.stack.postgres_version
