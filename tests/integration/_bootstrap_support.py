@@ -55,9 +55,10 @@ def hetzner_section(**overrides: Any) -> dict[str, Any]:
 
 def write_config(tmp_path: Path, hetzner: dict[str, Any] | None = None, name: str = "garden") -> Path:
     cluster = {
-        "patroni": {"endpoints": ["http://10.0.1.11:8008"]},
-        "etcd": {"endpoints": ["http://10.0.1.11:2379"]},
-        "haproxy": {"stats-url": "http://10.0.1.11:7000/stats;csv"},
+        # loopback port 1: nothing listens, so a stray status call can never reach a private 10.x address
+        "patroni": {"endpoints": ["http://127.0.0.1:1"]},
+        "etcd": {"endpoints": ["http://127.0.0.1:1"]},
+        "haproxy": {"stats-url": "http://127.0.0.1:1/stats;csv"},
         "hetzner": hetzner if hetzner is not None else hetzner_section(),
     }
     path = tmp_path / "config.yaml"
