@@ -248,9 +248,15 @@ def _connector(env: Env, inventory: "Inventory", public_ips: dict[str, str]) -> 
             f"{inventory.source}: hetzner.ssh-private-key is not set: gardenctl needs it to install K3s over SSH",
             hint="set it to the private key of one of hetzner.ssh-keys, or run with --infra-only",
         )
+    import tempfile
+
     known_hosts = env.state_dir / "bootstrap" / inventory.cluster / "known_hosts"
     known_hosts.parent.mkdir(parents=True, exist_ok=True)
     known_hosts.touch(mode=0o600, exist_ok=True)
+    # One SSH connection per node for the whole run (each node gets a handful of commands); the masters exit by
+    # themselves 30 s after the last use. The socket directory is short-lived and private (0700).
+    mux_dir = tempfile.mkdtemp(prefix="gardenctl-ssh-")
+    mux = ("ControlMaster=auto", f"ControlPath={mux_dir}/%C", "ControlPersist=30")
 
     def connect(node: str) -> Any:
         return SshClient(
@@ -263,6 +269,7 @@ def _connector(env: Env, inventory: "Inventory", public_ips: dict[str, str]) -> 
                 sudo=inventory.ssh_user != "root",
                 name=node,
                 connect_timeout_seconds=10,
+                extra_options=mux,
             ),
             timeout_seconds=120,
         )

@@ -25,11 +25,28 @@ from gardenctl.errors import OperationFailed, PreconditionFailed
 
 API_PORT = 6443
 REMOTE_DIR = "/var/lib/gardenctl"
-ENV_FILE = f"{REMOTE_DIR}/k3s-install.env"
-FINGERPRINT_FILE = f"{REMOTE_DIR}/k3s-install.sha256"
+ENV_FILE = f"{REMOTE_DIR}/k3s-install.env"  # default for K3sInstall.command; apply uses K3sPaths.env_file(node)
 SERVER_TOKEN_FILE = "/var/lib/rancher/k3s/server/token"
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
 REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True, slots=True)
+class K3sPaths:
+    """Where things live on a node (the defaults are K3s's own; tests point them into a scratch directory)."""
+
+    remote_dir: str = REMOTE_DIR
+    server_token: str = SERVER_TOKEN_FILE
+    kubeconfig: str = KUBECONFIG_PATH
+
+    def env_file(self, node: str) -> str:
+        return f"{self.remote_dir}/k3s-install-{node}.env"
+
+    def fingerprint_file(self, node: str) -> str:
+        return f"{self.remote_dir}/k3s-install-{node}.sha256"
+
+
+DEFAULT_PATHS = K3sPaths()
 
 
 class Remote(Protocol):
@@ -69,13 +86,13 @@ class K3sInstall:
     def redacted_env(self) -> dict[str, str]:
         return {k: (REDACTED if "TOKEN" in k else v) for k, v in sorted(self.env.items())}
 
-    def command(self, install_script: str) -> str:
+    def command(self, install_script: str, env_file: str = ENV_FILE) -> str:
         """The remote shell command; it names the env file, never the token."""
         if install_script.startswith(("https://", "http://")):
             fetch = f"curl -sfL {shlex.quote(install_script)} | sh -s - "
         else:
             fetch = f"sh {shlex.quote(install_script)} "
-        return f"set -a && . {ENV_FILE} && set +a && {fetch}{shlex.join(self.args)}"
+        return f"set -a && . {shlex.quote(env_file)} && set +a && {fetch}{shlex.join(self.args)}"
 
     def fingerprint(self, install_script: str) -> str:
         data = json.dumps({"args": self.args, "env": self.env, "script": install_script}, sort_keys=True)
@@ -215,45 +232,65 @@ class NodeInstallResult:
     command: str
 
 
+@dataclass(frozen=True, slots=True)
+class NodeProbe:
+    """What one SSH round trip tells about a node: its private interface, the fingerprint of the install it has,
+    and (on a server that runs K3s) the cluster token."""
+
+    interface: str
+    fingerprint: str | None
+    token: str | None
+
+
+_SEP = "===gardenctl-probe==="
+
+
+def probe_node(remote: Remote, node: str, private_ip: str, paths: K3sPaths = DEFAULT_PATHS, *, with_token: bool = False) -> NodeProbe:
+    """One round trip: ``ip -j addr``, the recorded install fingerprint, and the token file (servers only)."""
+    token_part = f"cat {shlex.quote(paths.server_token)} 2>/dev/null" if with_token else "true"
+    script = (
+        f"ip -j addr show; printf '\\n{_SEP}\\n'; cat {shlex.quote(paths.fingerprint_file(node))} 2>/dev/null; "
+        f"printf '\\n{_SEP}\\n'; {token_part}; true"
+    )
+    out = remote.run(script).stdout
+    text = out.decode() if isinstance(out, bytes) else out
+    parts = text.split(_SEP)
+    if len(parts) != 3:
+        raise OperationFailed(f"{node}: unexpected answer to the node probe (is `ip` from iproute2 installed?)")
+    return NodeProbe(
+        interface=find_interface(parts[0].strip(), private_ip),
+        fingerprint=parts[1].strip() or None,
+        token=parts[2].strip() or None,
+    )
+
+
 def discover_interface(remote: Remote, private_ip: str) -> str:
     out = remote.run(["ip", "-j", "addr", "show"]).stdout
     return find_interface(out.decode() if isinstance(out, bytes) else out, private_ip)
 
 
-def read_token(remote: Remote) -> str | None:
+def read_token(remote: Remote, paths: K3sPaths = DEFAULT_PATHS) -> str | None:
     """The cluster token of a running first server, or None when K3s is not installed there yet."""
-    result = remote.run(["cat", SERVER_TOKEN_FILE], check=False)
+    result = remote.run(["cat", paths.server_token], check=False)
     if getattr(result, "exit_status", 1) != 0:
         return None
     token = (result.stdout.decode() if isinstance(result.stdout, bytes) else result.stdout).strip()
     return token or None
 
 
-def install_node(remote: Remote, install: K3sInstall, install_script: str) -> NodeInstallResult:
-    """Run the installer on one node unless the node records the same fingerprint (then nothing is sent but the
-    check). Writes the env file (0600) first; records the fingerprint after a successful install."""
-    command = install.command(install_script)
+def install_node(remote: Remote, install: K3sInstall, install_script: str, paths: K3sPaths = DEFAULT_PATHS, *, recorded: str | None = None) -> NodeInstallResult:
+    """Run the installer on one node unless ``recorded`` (the node's fingerprint, from `probe_node`) matches.
+
+    One SSH round trip: the env file (0600, from stdin), the installer, then the new fingerprint."""
+    env_file = paths.env_file(install.node)
+    command = install.command(install_script, env_file)
     fingerprint = install.fingerprint(install_script)
-    current = remote.run(["cat", FINGERPRINT_FILE], check=False)
-    seen = (current.stdout.decode() if isinstance(current.stdout, bytes) else current.stdout).strip() if current.exit_status == 0 else ""
-    if seen == fingerprint:
+    if recorded == fingerprint:
         return NodeInstallResult(install.node, "unchanged", command)
-    remote.run(["mkdir", "-p", "-m", "700", REMOTE_DIR])
-    remote.put(ENV_FILE, install.env_file(), mode=0o600)
-    remote.run(command, timeout_seconds=900)
-    remote.put(FINGERPRINT_FILE, fingerprint + "\n", mode=0o600)
+    q = shlex.quote
+    script = (
+        f"mkdir -p -m 700 {q(paths.remote_dir)} && (umask 077 && cat > {q(env_file)}.tmp && mv -f {q(env_file)}.tmp {q(env_file)}) && "
+        f"{command} && (umask 077 && printf '%s\\n' {fingerprint} > {q(paths.fingerprint_file(install.node))})"
+    )
+    remote.run(script, input=install.env_file(), timeout_seconds=900)
     return NodeInstallResult(install.node, "installed", command)
-
-
-def install_all(
-    installs: list[K3sInstall],
-    connect: Callable[[str], Remote],
-    install_script: str,
-    progress: Callable[[str], None] = lambda _m: None,
-) -> list[NodeInstallResult]:
-    """First server, then the other servers one by one (embedded etcd joins one at a time), then agents."""
-    results = []
-    for install in installs:
-        progress(f"K3s {install.role} on {install.node}")
-        results.append(install_node(connect(install.node), install, install_script))
-    return results

@@ -47,7 +47,7 @@ def install_cluster(
     progress: Progress = _quiet,
     install_script: str | None = None,
     kubectl: str = "k3s kubectl",
-    k3s_yaml_path: str = k3sops.KUBECONFIG_PATH,
+    paths: k3sops.K3sPaths = k3sops.DEFAULT_PATHS,
     fetch_sans: Callable[[str, int, bytes], tuple[str, ...]] = kc.serving_sans,
     api_port: int = k3sops.API_PORT,
     ssh_timeout_seconds: float = 600.0,
@@ -55,29 +55,30 @@ def install_cluster(
 ) -> ClusterResult:
     """Install K3s on every K3s node, merge the kubeconfig, apply the bridge. See the module docstring."""
     nodes = [n for n in inventory.nodes if n.role in ("k3s-server", "k3s-agent")]
+    first = inventory.nodes_of("k3s-server")[0]
     remotes: dict[str, k3sops.Remote] = {}
+    probes: dict[str, k3sops.NodeProbe] = {}
 
-    # 1. SSH reachable (the servers may still be booting: cloud-init, sshd)
+    # 1. one probe per node, repeated until SSH answers (the servers may still be booting): the private interface
+    #    by address (F11), the recorded install fingerprint, and on the first server the running cluster's token
     for i, node in enumerate(nodes):
         progress(ApplyEvent("k3s", node.name, "start", i + 1, len(nodes), "waiting for SSH"))
         remote = connect(node.name)
 
-        def reachable(remote: Any = remote) -> tuple[bool, str]:
+        def probe(remote: Any = remote, node: Any = node) -> tuple[Any, str]:
             try:
-                remote.run(["true"])
+                return k3sops.probe_node(remote, node.name, node.private_ip, paths, with_token=node.name == first.name), "ok"
             except GardenError as exc:
-                return False, exc.message
-            return True, "ok"
+                if isinstance(exc, PreconditionFailed):
+                    raise  # SSH works; the node itself is wrong (F11): waiting will not help
+                return None, exc.message
 
-        wait_until(reachable, timeout=ssh_timeout_seconds, interval=5.0, what=f"SSH on {node.name}", clock=clock)
+        probes[node.name] = wait_until(probe, timeout=ssh_timeout_seconds, interval=5.0, what=f"SSH on {node.name}", clock=clock)
         remotes[node.name] = remote
+    interfaces = {name: p.interface for name, p in probes.items()}
 
-    # 2. interfaces by address (F11)
-    interfaces = {n.name: k3sops.discover_interface(remotes[n.name], n.private_ip) for n in nodes}
-
-    # 3. token: a running first server wins, so a re-run (or a lost state dir) renders the same flags
-    first = inventory.nodes_of("k3s-server")[0]
-    running = k3sops.read_token(remotes[first.name])
+    # 2. token: a running first server wins, so a re-run (or a lost state dir) renders the same flags
+    running = probes[first.name].token
     token_source = "state"
     token = secrets.k3s_token
     if running and running != token:
@@ -86,27 +87,27 @@ def install_cluster(
     if not token:
         raise PreconditionFailed("no K3s token in the state and none on the first server")
 
-    # 4. install: first server, other servers, agents
+    # 3. install: first server, further servers one at a time (embedded etcd joins one by one), then agents
     installs = k3s_installs(inventory, token, interfaces, public_ips)
     script = install_script or inventory.k3s.install_script
     results = []
     for i, install in enumerate(installs):
         progress(ApplyEvent("k3s", install.node, "start", i + 1, len(installs), f"install {install.role}"))
-        results.append(k3sops.install_node(remotes[install.node], install, script))
+        results.append(k3sops.install_node(remotes[install.node], install, script, paths, recorded=probes[install.node].fingerprint))
         progress(ApplyEvent("k3s", install.node, "done", i + 1, len(installs), results[-1].action))
 
-    # 5. kubeconfig (F12)
+    # 4. kubeconfig (F12)
     address = api_address(inventory, public_ips)
     kube = None
     if address:
         progress(ApplyEvent("kubeconfig", str(kubeconfig_path), "start", 1, 1))
-        text = remotes[first.name].get(k3s_yaml_path).decode()
+        text = remotes[first.name].get(paths.kubeconfig).decode()
         ca = kc.ca_of(kc.rewrite(text, name=inventory.cluster, server=kc.server_url(address, api_port)))
         sans = fetch_sans(address, api_port, ca)
         kube = kc.merge_into(kubeconfig_path, text, name=inventory.cluster, api_address=address, sans=sans, port=api_port)
         progress(ApplyEvent("kubeconfig", str(kubeconfig_path), "done", 1, 1))
 
-    # 6. the database bridge
+    # 5. the database bridge
     progress(ApplyEvent("bridge", "db-rw/db-ro", "start", 1, 1))
     remotes[first.name].run(f"{kubectl} apply -f -", input=bridge_yaml(inventory), timeout_seconds=120)
     progress(ApplyEvent("bridge", "db-rw/db-ro", "done", 1, 1))

@@ -27,7 +27,7 @@ import yaml
 from gardenctl.bridge import render_db_bridge, to_yaml
 from gardenctl.inventory import Inventory, NodeSpec
 from gardenctl.ops.bootstrap.secrets import BootstrapSecrets
-from gardenctl.ops.k3s import K3sInstall, K3sNode, install_plan
+from gardenctl.ops.k3s import DEFAULT_PATHS, K3sInstall, K3sNode, install_plan
 from gardenctl.stack import Credentials, StackNode, StackSpec, etcd_args, haproxy_config, patroni_config
 
 PG_PORT, REST_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT = 5432, 8008, 2379, 2380
@@ -254,18 +254,13 @@ def render_all(
         env_lines = "".join(f"{k}={v}\n" for k, v in install.redacted_env().items())
         text = (
             f"# K3s installation on {install.node} ({install.role}), run over SSH by gardenctl bootstrap apply.\n"
-            f"# 1. environment file {install_script_env_path()} (mode 0600):\n"
+            f"# 1. environment file {DEFAULT_PATHS.env_file(install.node)} (mode 0600):\n"
             + "".join(f"#    {line}\n" for line in env_lines.splitlines())
             + "# 2. command:\n"
-            + install.command(script)
+            + install.command(script, DEFAULT_PATHS.env_file(install.node))
             + "\n"
         )
         files.append(RenderedFile(install.node, "k3s-install.sh", text, None, "k3s"))
     files.append(RenderedFile("cluster", "db-bridge.yaml", bridge_yaml(inventory), None, "manifests"))
     return files
 
-
-def install_script_env_path() -> str:
-    from gardenctl.ops.k3s import ENV_FILE
-
-    return ENV_FILE
