@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
+import httpx
+
 from gardenctl.backends.http import HttpSettings, json_of, make_client, request
 from gardenctl.errors import BackendError, BackendUnreachable, GardenError
 from gardenctl.model import (
@@ -242,6 +244,10 @@ class PatroniClient:
                     timeout=max(self.http.timeout_seconds, 30.0),
                 )
             except BackendUnreachable as exc:
+                if not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+                    # Sent, but no answer (read timeout, dropped connection): it may be running. Asking another
+                    # member could start a second one (F03), so report "status unknown" like Patroni's own 503.
+                    return ActionAnswer(status=503, text=f"status unknown: no answer from {ep} after the request was sent ({exc.message})")
                 errors.append(exc.message)
                 continue
             if response.status_code == 401:
@@ -271,6 +277,19 @@ class PatroniClient:
             request(self._client, "PATCH", f"{ep}/config", what="patroni", json_body={"pause": paused})
 
         self._first(patch, "PATCH /config")
+
+    def patch_config(self, changes: dict[str, Any]) -> PatroniConfig:
+        """``PATCH /config`` with ``changes`` (a null value removes the key); returns the new dynamic config.
+        Sent to one member at a time, the next only if the previous could not be reached."""
+        errors = []
+        for ep in self.endpoints:
+            try:
+                response = request(self._client, "PATCH", f"{ep}/config", what="patroni", json_body=changes)
+            except BackendUnreachable as exc:
+                errors.append(exc.message)
+                continue
+            return parse_config(json_of(response, "PATCH /config"))
+        raise BackendUnreachable("patroni: no member accepted PATCH /config: " + "; ".join(errors))
 
     def cancel_scheduled_switchover(self) -> None:
         def delete(ep: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
 import socket
 import sys
 import time
@@ -114,7 +115,8 @@ def who() -> str:
 
 
 def command_line() -> str:
-    return " ".join(["gardenctl", *sys.argv[1:]])
+    """The command as typed, quoted so that `--reason "kernel update"` stays one argument in the journal."""
+    return shlex.join(["gardenctl", *sys.argv[1:]])
 
 
 class Stopwatch:

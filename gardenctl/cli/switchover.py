@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from gardenctl.cli.common import ConfigOpt, ContextOpt, DryRunOpt, Env, Output, OutputOpt, YesOpt, confirm, emit, make_env, who
+from gardenctl.cli.common import ConfigOpt, ContextOpt, DryRunOpt, Env, Output, OutputOpt, YesOpt, command_line, confirm, emit, make_env, who
 
 if TYPE_CHECKING:  # pragma: no cover
     from gardenctl.config import ClusterConfig
@@ -112,14 +112,6 @@ def _close(adapters: "SwitchoverAdapters") -> None:
             close()
 
 
-def _command_line() -> str:
-    """The command as typed, quoted so it can be pasted again (``--reason "kernel update"`` stays one argument)."""
-    import shlex
-    import sys
-
-    return shlex.join(["gardenctl", *sys.argv[1:]])
-
-
 def _parse_at(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -154,7 +146,7 @@ def _run(
     scheduled_at = _parse_at(at)
     cluster = env.cluster()
     adapters = _adapters(cluster)
-    entry = journal.new_entry(action, who=who(), context=cluster.name, command_line=_command_line(), reason=reason)
+    entry = journal.new_entry(action, who=who(), context=cluster.name, command_line=command_line(), reason=reason)
     requested = {"candidate": candidate, "scheduled_at": scheduled_at.isoformat() if scheduled_at else None, "force": force or None}
     started = time.monotonic()
     plan = result = None
