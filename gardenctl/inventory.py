@@ -321,7 +321,7 @@ def parse_inventory(cluster: ClusterConfig) -> Inventory:
     if cluster.hetzner is None:
         raise ConfigError(
             f"{source}: context {cluster.name!r} has no hetzner section",
-            hint="add clusters.<name>.hetzner (README: 'Bootstrap on Hetzner Cloud') or choose another --context",
+            hint="add clusters.<name>.hetzner (docs/bootstrap.md) or choose another --context",
         )
     line = getattr(cluster.hetzner, "line", 0) or cluster.line
     sec = Section(cluster.hetzner, f"clusters.{cluster.name}.hetzner", source, line)

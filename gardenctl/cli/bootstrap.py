@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gardenctl.inventory import Inventory
 
 INVENTORY_HELP = (
-    "The cluster is described by the `hetzner` section of the context (README: 'Bootstrap on Hetzner Cloud'): "
+    "The cluster is described by the `hetzner` section of the context (docs/bootstrap.md): "
     "location, private network, SSH keys, allowed networks, pools db (3), k3s-server (1 or 3), k3s-agent (N). "
     "The API token comes from HCLOUD_TOKEN (or hetzner.token-file / token-command), never from the file itself."
 )
