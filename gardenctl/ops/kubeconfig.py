@@ -140,20 +140,6 @@ def sans_from_peercert(peercert: dict[str, Any]) -> tuple[str, ...]:
     return tuple(_norm(value) for kind, value in peercert.get("subjectAltName", ()) if kind in ("DNS", "IP Address"))
 
 
-def sans_from_pem(pem: bytes | str) -> tuple[str, ...]:
-    """DNS names and IP addresses of a PEM certificate (uses `cryptography`)."""
-    from cryptography import x509
-
-    cert = x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return ()
-    names = [_norm(n) for n in ext.get_values_for_type(x509.DNSName)]
-    names += [_norm(str(ip)) for ip in ext.get_values_for_type(x509.IPAddress)]
-    return tuple(names)
-
-
 def serving_sans(host: str, port: int, ca_pem: bytes, *, timeout_seconds: float = 10.0) -> tuple[str, ...]:
     """The SANs of the certificate the API server at host:port serves, after verifying it against ``ca_pem``.
     Hostname checking is done by `check_api_address` (to name the missing SAN), not skipped."""

@@ -26,7 +26,7 @@ from gardenctl.ops.k3s import K3sPaths
 from tests.fakes import sshd as sshd_fake
 from tests.integration._bootstrap_support import FakeClock, hetzner_section, inventory
 from tests.unit.test_k3s import ETH0, LO, _link
-from tests.unit.test_kubeconfig import k3s_yaml, pki  # noqa: F401  (fixture)
+from tests.unit.test_kubeconfig import SRV_SANS, k3s_yaml, pki  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(sshd_fake.available() is not None, reason=str(sshd_fake.available()))
 
@@ -88,7 +88,7 @@ def _run(server, rec, pki, tmp_path, *, secrets=None, saved=None, token_file=Non
         kubeconfig_path=kubeconfig,
         save_token=saved.append,
         paths=paths,
-        fetch_sans=lambda host, port, ca: kc.sans_from_pem(pki["srv"]),
+        fetch_sans=lambda host, port, ca: SRV_SANS,
         clock=FakeClock(),
     )
     return inv, result, kubeconfig, secrets
@@ -164,7 +164,7 @@ def test_missing_san_stops_before_touching_the_kubeconfig(server, remote_side, p
     kubeconfig = tmp_path / "config"
     with pytest.raises(PreconditionFailed) as err:
         install_cluster(inv, generate(), PUBLIC, lambda node: SshClient(server.target(name=node)), kubeconfig_path=kubeconfig,
-                        save_token=lambda t: None, paths=paths, fetch_sans=lambda h, p, ca: kc.sans_from_pem(pki["srv"]), clock=FakeClock())
+                        save_token=lambda t: None, paths=paths, fetch_sans=lambda h, p, ca: SRV_SANS, clock=FakeClock())
     assert "--tls-san 203.0.113.10" in err.value.hint
     assert not kubeconfig.exists()
     assert base64.b64encode(pki["ca"])  # the CA came from the fetched file

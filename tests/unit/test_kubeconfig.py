@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import os
+import shutil
 import socket
 import ssl
 import stat
+import subprocess
 import threading
 
 import pytest
@@ -17,60 +17,29 @@ import yaml
 from gardenctl.errors import OperationFailed, PreconditionFailed
 from gardenctl.ops import kubeconfig as kc
 
-cryptography = pytest.importorskip("cryptography")
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+SRV_SANS_CONF = "DNS:kubernetes,DNS:kubernetes.default,DNS:localhost,IP:127.0.0.1,IP:10.0.1.21,IP:10.43.0.1"
+SRV_SANS = ("kubernetes", "kubernetes.default", "localhost", "127.0.0.1", "10.0.1.21", "10.43.0.1")
 
 
-def _cert(subject: str, key, issuer_cert=None, issuer_key=None, *, ca: bool = False, sans: list[str] = ()):
-    now = dt.datetime.now(dt.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_cert.subject if issuer_cert else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-    if sans:
-        entries = []
-        for s in sans:
-            try:
-                entries.append(x509.IPAddress(ipaddress.ip_address(s)))
-            except ValueError:
-                entries.append(x509.DNSName(s))
-        builder = builder.add_extension(x509.SubjectAlternativeName(entries), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
-def _pem(cert) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+def _openssl(*args: str, cwd) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """A K3s-like PKI: a server CA and an API serving certificate (names as K3s puts them, plus the private IP)."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("k3s-server-ca@1700000000", ca_key, ca=True)
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    srv = _cert("k3s", srv_key, ca, ca_key, sans=["kubernetes", "kubernetes.default", "localhost", "127.0.0.1", "10.0.1.21", "10.43.0.1"])
-    other_key = ec.generate_private_key(ec.SECP256R1())
-    other_ca = _cert("other-ca", other_key, ca=True)
+    """A K3s-like PKI made with the openssl CLI: a server CA, the API serving certificate (names as K3s puts them,
+    plus the private IP), and an unrelated CA."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package openssl)")
     d = tmp_path_factory.mktemp("pki")
-    (d / "srv.pem").write_bytes(_pem(srv))
-    (d / "srv.key").write_bytes(_key_pem(srv_key))
-    return {"ca": _pem(ca), "srv": _pem(srv), "dir": d, "other_ca": _pem(other_ca)}
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    for ca in ("ca", "other"):
+        _openssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN={ca}-k3s-server-ca",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=k3s", cwd=d)
+    (d / "ext.cnf").write_text(f"subjectAltName={SRV_SANS_CONF}\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    return {"ca": (d / "ca.pem").read_bytes(), "srv": (d / "srv.pem").read_bytes(), "dir": d, "other_ca": (d / "other.pem").read_bytes()}
 
 
 def k3s_yaml(ca_pem: bytes) -> str:
@@ -125,7 +94,7 @@ def test_merge_keeps_other_contexts_and_writes_0600(pki, tmp_path):
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(EXISTING))
     os.chmod(path, 0o644)
-    result = kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="10.0.1.21", sans=kc.sans_from_pem(pki["srv"]))
+    result = kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="10.0.1.21", sans=SRV_SANS)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     merged = yaml.safe_load(path.read_text())
     by = lambda key: {e["name"]: e for e in merged[key]}  # noqa: E731
@@ -136,13 +105,13 @@ def test_merge_keeps_other_contexts_and_writes_0600(pki, tmp_path):
     assert merged["current-context"] == "prod"  # the user's choice stays
     assert result.kept_contexts == ("prod", "default") and result.server == "https://10.0.1.21:6443"
     # idempotent: merging again replaces only our entries
-    kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="10.0.1.21", sans=kc.sans_from_pem(pki["srv"]))
+    kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="10.0.1.21", sans=SRV_SANS)
     assert [c["name"] for c in yaml.safe_load(path.read_text())["contexts"]] == ["prod", "default", "garden"]
 
 
 def test_new_kubeconfig_file_gets_current_context(pki, tmp_path):
     path = tmp_path / "new" / "config"
-    kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="127.0.0.1", sans=kc.sans_from_pem(pki["srv"]))
+    kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="127.0.0.1", sans=SRV_SANS)
     data = yaml.safe_load(path.read_text())
     assert data["current-context"] == "garden" and stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
@@ -151,8 +120,7 @@ def test_api_address_missing_from_certificate_stops_and_names_the_tls_san(pki, t
     path = tmp_path / "config"
     path.write_text(yaml.safe_dump(EXISTING))
     before = path.read_text()
-    sans = kc.sans_from_pem(pki["srv"])
-    assert "10.0.1.21" in sans and "kubernetes" in sans
+    sans = SRV_SANS
     with pytest.raises(PreconditionFailed) as err:
         kc.merge_into(path, k3s_yaml(pki["ca"]), name="garden", api_address="203.0.113.10", sans=sans)
     assert "does not name 203.0.113.10" in err.value.message
@@ -208,7 +176,7 @@ def tls_server(pki):
 
 def test_serving_certificate_is_read_and_verified_against_the_clusters_ca(pki, tls_server):
     sans = kc.serving_sans("127.0.0.1", tls_server, pki["ca"])
-    assert set(sans) >= {"127.0.0.1", "10.0.1.21", "kubernetes"}
+    assert set(sans) == set(SRV_SANS)  # read from the wire with ssl, verified against the CA
     kc.check_api_address("127.0.0.1", sans)
     with pytest.raises(PreconditionFailed) as err:
         kc.serving_sans("127.0.0.1", tls_server, pki["other_ca"])
