@@ -201,7 +201,7 @@ def apply_cmd(
         result = _apply(env, cloud, inventory, plan, infra_only=infra_only, kubeconfig=kubeconfig or _default_kubeconfig(), parallel=parallel)
         emit(env, result, output)
     except BaseException as exc:
-        if plan is not None:
+        if not dry_run:  # refusals (catalogue, not confirmed) are recorded too
             from gardenctl.errors import GardenError
 
             message = exc.message if isinstance(exc, GardenError) else str(exc) or type(exc).__name__

@@ -11,10 +11,29 @@ import pytest
 from gardenctl.config import load_config, select_cluster
 from gardenctl.errors import BackendError
 from gardenctl.model import Probe, Severity
-from gardenctl.ops.hetzner_status import HetznerStatus, collect
-from gardenctl.ops.rules import RuleInput, RuleSettings, RULES
+from gardenctl.ops import rules as rules_mod
 from tests.fakes.hetzner.fixture import fake_hcloud  # noqa: F401  (fixture)
 from tests.integration._bootstrap_support import hetzner_section, write_config
+
+
+MODULE = "gardenctl.ops.hetzner_status"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def layer():
+    """Import the layer (which registers its rules) only for these tests, and put the rule registry back after them:
+    other suites count the registered rules."""
+    saved = dict(rules_mod.RULES)
+    had = MODULE in sys.modules
+    import importlib
+
+    module = importlib.import_module(MODULE)
+    globals().update(collect=module.collect, HetznerStatus=module.HetznerStatus)
+    yield module
+    rules_mod.RULES.clear()
+    rules_mod.RULES.update(saved)
+    if not had:
+        sys.modules.pop(MODULE, None)
 
 
 def _cluster(tmp_path, fake):
@@ -28,11 +47,11 @@ def _seed(fake, names_roles, **kw):
     return out
 
 
-def _findings(status: HetznerStatus):
+def _findings(status):
     from datetime import datetime, timezone
 
-    inp = RuleInput(probes={"hetzner": Probe(status)}, settings=RuleSettings(), now=datetime.now(timezone.utc))
-    return [f for name in ("hetzner_servers", "hetzner_server_type_retired") for f in RULES[name].fn(inp)]
+    inp = rules_mod.RuleInput(probes={"hetzner": Probe(status)}, settings=rules_mod.RuleSettings(), now=datetime.now(timezone.utc))
+    return [f for name in ("hetzner_servers", "hetzner_server_type_retired") for f in rules_mod.RULES[name].fn(inp)]
 
 
 def test_all_running(fake_hcloud, tmp_path, monkeypatch):
