@@ -19,7 +19,7 @@ import ipaddress
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 from gardenctl.errors import OperationFailed, PreconditionFailed
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
@@ -22,6 +24,7 @@ from tests.fakes.hetzner.fixture import fake_hcloud  # noqa: F401  (fixture)
 from tests.integration._bootstrap_support import FakeClock, hetzner_section, inventory
 
 SECRETS = generate()
+RETIRED = datetime(2025, 12, 31, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -167,11 +170,11 @@ def test_catalog_refuses_retired_and_sold_out_types_by_location(fake_hcloud, clo
         check_catalog(retired, types)
     assert "cpx32 is not available in sin" in err.value.message
     assert "cpx32 in" in err.value.hint and "fsn1" in err.value.hint
-    # the top-level deprecated flag is not what decides: a type fine in one place can be retired in another
-    from dataclasses import replace
+    # the top-level deprecated flag is not what decides: cx33 retired in fsn1 only, still fine elsewhere
     cx33 = next(t for t in types if t.name == "cx33")
-    patched = [replace(t, locations=tuple(replace(l, unavailable_after=cx33.locations[0].unavailable_after or __import__("datetime").datetime(2025, 12, 31, tzinfo=__import__("datetime").timezone.utc)) if l.location == "fsn1" else l for l in t.locations)) if t.name == "cx33" else t for t in types]
-    assert not next(t for t in patched if t.name == "cx33").deprecated
+    retired_fsn1 = replace(cx33, locations=tuple(replace(loc, unavailable_after=RETIRED) if loc.location == "fsn1" else loc for loc in cx33.locations))
+    patched = [retired_fsn1 if t.name == "cx33" else t for t in types]
+    assert not retired_fsn1.deprecated
     with pytest.raises(PreconditionFailed) as err:
         check_catalog(ok, patched)
     assert "cx33 is retired in fsn1" in err.value.message

@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from gardenctl.backends.ssh import SshClient
-from gardenctl.ops import kubeconfig as kc
 from gardenctl.ops.bootstrap.cluster import install_cluster
 from gardenctl.ops.bootstrap.secrets import generate
 from gardenctl.ops.k3s import K3sPaths
