@@ -64,7 +64,7 @@ def status(
             raise typer.BadParameter("--count only makes sense with --watch", param_hint="--count")
         report = once()
         if output is Output.table:
-            from gardenctl.render.tables.status import print_view, status_renderable
+            from gardenctl.render.status_view import print_view, status_renderable
 
             print_view(env.out, status_renderable(report, env.out.width))
         else:
@@ -81,7 +81,7 @@ def _watch(env, once, interval: float, count: int | None) -> int:  # noqa: ANN00
     """Refresh every ``interval`` seconds. On a terminal: a rich Live view in the alternate screen (fits the pane,
     compact below 100 columns); otherwise each refresh is printed in turn. Ctrl-C ends it; the exit code is the last
     refresh's worst finding."""
-    from gardenctl.render.tables.status import status_renderable
+    from gardenctl.render.status_view import status_renderable
 
     out = env.out
     code = 0
@@ -104,7 +104,7 @@ def _watch(env, once, interval: float, count: int | None) -> int:  # noqa: ANN00
                     time.sleep(interval)
                     live.update(frame(), refresh=True)
         else:
-            from gardenctl.render.tables.status import print_view
+            from gardenctl.render.status_view import print_view
 
             print_view(out, frame())
             while count is None or refreshes < count:

@@ -28,6 +28,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from gardenctl.config import ClusterConfig, TLSConfig
 
 
+def _skip_httpx_cli() -> None:
+    """httpx imports its own command-line client (``httpx._main``: click, rich.progress, pygments) when it is
+    imported, unless that import fails - the path httpx takes when its optional ``cli`` extra is not installed.
+    gardenctl never uses it and it costs ~50 ms of every ``check``, so mark it absent before httpx is first imported.
+    (A ``None`` entry in ``sys.modules`` makes that import raise ImportError; nothing else changes.)"""
+    import sys
+
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+_skip_httpx_cli()
+
+
 def effective_timeout(cluster: "ClusterConfig", timeout: float | None = None) -> float:
     """The per-endpoint timeout: the flag when given, else the context's ``request-timeout-seconds``."""
     if timeout is None:

@@ -3,6 +3,10 @@
 Two layouts from one function: the full one for wide terminals, and a compact one (fewer columns, short words) when
 the console is narrower than `WIDE` columns, e.g. an 80-column pane beside k9s under ``status --watch``.
 Colour only repeats what the words say (severity names are always printed), so NO_COLOR loses nothing.
+
+This module lives outside ``render/tables/`` on purpose: importing that package imports every command's table
+renderer (and their ops modules), which would cost ``gardenctl status`` more than everything else it does.
+``render/tables/status.py`` registers `status_renderable` for the generic ``render(report, "table")``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from gardenctl.model import EtcdCluster, HAProxyServer, HAProxyState, PatroniCluster, PatroniMember, Severity, StatusReport
-from gardenctl.render import table_renderer
 
 WIDE = 100
 
@@ -372,8 +375,3 @@ def print_view(console: Console, renderable: RenderableType) -> None:
     text = "\n".join(line.rstrip() for line in capture.get().splitlines())
     console.file.write(text + "\n")
     console.file.flush()
-
-
-@table_renderer(StatusReport)
-def _status(report: StatusReport, console: Console) -> None:
-    print_view(console, status_renderable(report, console.width))
