@@ -35,17 +35,23 @@ class HetznerServerRow:
 
 @dataclass(frozen=True, slots=True)
 class HetznerStatus:
-    __json_properties__ = ("summary",)
+    """Servers of the cluster; an inventory node without a server is a row with status ``missing``."""
+
+    __json_properties__ = ("summary", "missing")
 
     cluster: str
     servers: tuple[HetznerServerRow, ...]
-    missing: tuple[str, ...] = ()  # inventory nodes without a server
     critical_roles: tuple[str, ...] = ("db", "k3s-server")
 
     @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.servers if s.status == "missing")
+
+    @property
     def summary(self) -> str:
-        running = sum(1 for s in self.servers if s.status == "running")
-        text = f"{running}/{len(self.servers)} servers running"
+        present = [s for s in self.servers if s.status != "missing"]
+        running = sum(1 for s in present if s.status == "running")
+        text = f"{running}/{len(present)} servers running"
         if self.missing:
             text += f", {len(self.missing)} missing"
         return text
@@ -53,15 +59,13 @@ class HetznerStatus:
     def __rich__(self) -> Any:
         from rich.table import Table
 
-        table = Table(box=None, pad_edge=False, title=f"Hetzner: {self.summary}", title_justify="left")
+        table = Table(box=None, pad_edge=False, title=self.summary, title_justify="left")
         for col in ("SERVER", "ROLE", "STATUS", "TYPE", "LOCATION", "PRIVATE IP"):
             table.add_column(col)
         for s in self.servers:
             status = s.status if s.status == "running" else f"[red]{s.status}[/red]"
             stype = s.server_type if not s.type_problem else f"[yellow]{s.server_type} ({s.type_problem})[/yellow]"
             table.add_row(s.name, s.role or "-", status, stype, s.location or "-", s.private_ip or "-")
-        for name in self.missing:
-            table.add_row(name, "-", "[red]missing[/red]", "-", "-", "-")
         return table
 
 
@@ -125,9 +129,10 @@ def build(cluster: str, expected: Iterable[tuple[str, str]], servers: list[Cloud
             )
         )
     names = {s.name for s in servers}
-    expected = list(expected)
-    missing = tuple(name for name, _role in expected if name not in names)
-    return HetznerStatus(cluster=cluster, servers=tuple(rows), missing=missing)
+    for name, role in expected:
+        if name not in names:
+            rows.append(HetznerServerRow(name=name, role=role, status="missing", server_type="-", location=None, private_ip=None))
+    return HetznerStatus(cluster=cluster, servers=tuple(rows))
 
 
 def _retired_problem(stype: ServerTypeInfo, location: str, now: datetime) -> str | None:
@@ -147,14 +152,7 @@ def collect(cluster: Any, *, timeout: float) -> HetznerStatus:
     inventory = parse_inventory(cluster)
     token = inventory.token.resolve()
     servers, types = read(inventory.endpoint, token, inventory.selector, timeout=max(timeout, 5.0))
-    status = build(inventory.cluster, [(n.name, n.role) for n in inventory.nodes], servers, types)
-    roles = {n.name: n.role for n in inventory.nodes}
-    # Remember each missing node's role for the rule (missing servers have no labels to tell it).
-    return HetznerStatus(cluster=status.cluster, servers=status.servers, missing=tuple(f"{m} ({roles[m]})" for m in status.missing))
-
-
-def _missing_role(entry: str) -> str:
-    return entry.rsplit("(", 1)[-1].rstrip(")") if "(" in entry else ""
+    return build(inventory.cluster, [(n.name, n.role) for n in inventory.nodes], servers, types)
 
 
 @rule("hetzner_servers", layer="hetzner", needs=("hetzner",), description="every inventory node has a running server")
@@ -163,13 +161,11 @@ def _servers(inp: RuleInput) -> Iterable[Finding]:
     if status is None:
         return []
     out = []
-    for entry in status.missing:
-        sev = Severity.CRITICAL if _missing_role(entry) in status.critical_roles else Severity.WARNING
-        out.append(Finding("hetzner_servers", sev, f"server {entry} does not exist", layer="hetzner", subject=entry.split(" ")[0]))
     for s in status.servers:
         if s.status != "running":
             sev = Severity.CRITICAL if s.role in status.critical_roles else Severity.WARNING
-            out.append(Finding("hetzner_servers", sev, f"server {s.name} is {s.status}", layer="hetzner", subject=s.name))
+            what = "does not exist" if s.status == "missing" else f"is {s.status}"
+            out.append(Finding("hetzner_servers", sev, f"server {s.name} ({s.role or 'no role label'}) {what}", layer="hetzner", subject=s.name))
     if not out:
         out.append(Finding("hetzner_servers", Severity.OK, status.summary, layer="hetzner"))
     return out

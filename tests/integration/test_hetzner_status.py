@@ -94,7 +94,8 @@ def test_missing_and_stopped_servers(fake_hcloud, tmp_path, monkeypatch):
     with fake_hcloud.lock:
         servers["garden-k3s-agent-1"]["status"] = "off"
     status = collect(_cluster(tmp_path, fake_hcloud), timeout=5)
-    assert status.missing == ("garden-db-3 (db)", "garden-k3s-agent-2 (k3s-agent)")
+    assert status.missing == ("garden-db-3", "garden-k3s-agent-2")
+    assert status.summary == "3/4 servers running, 2 missing"
     sev = {(f.subject, f.severity) for f in _findings(status)}
     assert ("garden-db-3", Severity.CRITICAL) in sev and ("garden-k3s-agent-2", Severity.WARNING) in sev
     assert ("garden-k3s-agent-1", Severity.WARNING) in sev
