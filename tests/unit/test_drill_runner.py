@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from gardenctl.backends.haproxy import parse_stat_csv
 from gardenctl.backends.patroni import parse_cluster, parse_config
 from gardenctl.errors import BackendUnreachable
@@ -37,9 +35,16 @@ def members(replica_state: str = "streaming", replica_lag: object = 0) -> list[d
 class FakePatroni:
     raw: dict
     config: dict = field(default_factory=lambda: dict(CONFIG))
+    own: dict = field(default_factory=dict)  # api_url -> what that member's GET /patroni says
 
     def get_cluster(self, *, with_config: bool = True):
         return parse_cluster(self.raw, "fake", parse_config(self.config) if with_config else None)
+
+    def get_member_status(self, api_url: str) -> dict:
+        answer = self.own.get(api_url)
+        if answer is None:
+            raise BackendUnreachable(f"patroni: {api_url}: connection refused")
+        return answer
 
 
 @dataclass
@@ -143,6 +148,26 @@ def test_health_problems_name_every_gap_to_full_health():
         "HAProxy read-write routes to node2, not to the leader node0",
     ]
     assert health_problems(adapters(), ("node0", "node1", "node2"))[0] == []
+
+
+def test_a_restarted_member_is_judged_by_its_own_rest_api_not_its_stale_key():
+    """A killed replica's member key still says "streaming" for up to ttl after it is started again."""
+    raw = members()
+    for i, m in enumerate(raw):
+        m["api_url"] = f"http://127.0.0.1:800{i}/patroni"
+    fake = FakeAdapters(FakePatroni({"members": raw}))
+    fake.patroni.own = {
+        "http://127.0.0.1:8000/patroni": {"state": "running", "role": "primary", "timeline": 3},
+        "http://127.0.0.1:8001/patroni": {"state": "starting", "role": "replica"},
+        "http://127.0.0.1:8002/patroni": {"state": "running", "role": "replica", "replication_state": "in archive recovery", "timeline": 3},
+    }
+    problems, _ = health_problems(fake, ("node0", "node1", "node2"))
+    assert problems == ["node1 says it is starting", "node2 says its replication is in archive recovery, not streaming"]
+    fake.patroni.own["http://127.0.0.1:8001/patroni"] = {"state": "running", "role": "replica", "replication_state": "streaming", "timeline": 3}
+    fake.patroni.own["http://127.0.0.1:8002/patroni"]["replication_state"] = "streaming"
+    assert health_problems(fake, ("node0", "node1", "node2"))[0] == []
+    del fake.patroni.own["http://127.0.0.1:8002/patroni"]
+    assert health_problems(fake, ())[0] == ["node2: its REST API does not answer (patroni: http://127.0.0.1:8002/patroni: connection refused)"]
 
 
 # ------------------------------------------------------------------------------------------------ history, report

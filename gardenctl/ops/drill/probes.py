@@ -371,6 +371,11 @@ class _Poller:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread.ident is not None:  # started
+            self.thread.join(5.0)
+
     def _loop(self) -> None:
         while not self.stop_event.is_set():
             t0 = time.monotonic()
@@ -432,9 +437,7 @@ class PatroniWatcher:
 
     def stop(self) -> None:
         for p in self._pollers:
-            p.stop_event.set()
-        for p in self._pollers:
-            p.thread.join(5.0)
+            p.stop()
 
     def latest(self) -> ClusterSample | None:
         with self._lock:
@@ -473,8 +476,7 @@ class HAProxyWatcher:
         self._poller.thread.start()
 
     def stop(self) -> None:
-        self._poller.stop_event.set()
-        self._poller.thread.join(5.0)
+        self._poller.stop()
 
     def latest(self) -> RouteSample | None:
         with self._lock:

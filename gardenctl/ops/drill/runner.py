@@ -52,9 +52,12 @@ def _nothing(_msg: str) -> None:
 # ------------------------------------------------------------------------------------------------ health
 
 
-def health_problems(adapters: Any, expected_members: tuple[str, ...] = ()) -> tuple[list[str], PatroniCluster | None]:
+def health_problems(
+    adapters: Any, expected_members: tuple[str, ...] = (), *, synchronous_mode: bool = False
+) -> tuple[list[str], PatroniCluster | None]:
     """What stands between the cluster and full health; empty when healthy. ``expected_members``: the Patroni members
-    that must be there (a killed member's key expires after ttl, and it is missing until it registers again)."""
+    that must be there (a killed member's key expires after ttl, and it is missing until it registers again). With
+    ``synchronous_mode`` a synchronous standby must be named again (else the next switchover has no candidate)."""
     problems: list[str] = []
     cluster: PatroniCluster | None = None
     try:
@@ -64,6 +67,8 @@ def health_problems(adapters: Any, expected_members: tuple[str, ...] = ()) -> tu
     missing = [name for name in expected_members if cluster.member(name) is None]
     if missing:
         problems.append(f"member(s) not registered in Patroni: {', '.join(missing)}")
+    if synchronous_mode and not cluster.sync_standbys:
+        problems.append("synchronous_mode is on but no member is a synchronous standby (yet)")
     leader = cluster.leader
     if cluster.paused:
         problems.append("maintenance mode is on (paused)")
@@ -79,6 +84,7 @@ def health_problems(adapters: Any, expected_members: tuple[str, ...] = ()) -> tu
             problems.append(f"{m.name} is {m.role}/{m.state}, not streaming")
         elif leader is not None and leader.timeline is not None and m.timeline != leader.timeline:
             problems.append(f"{m.name} is on timeline {m.timeline}, the leader on {leader.timeline}")
+    problems += own_state_problems(adapters, cluster)
     try:
         etcd: EtcdCluster = adapters.etcd.get_cluster()
         bad = [m.display_name for m in etcd.voters if not m.healthy]
@@ -95,6 +101,33 @@ def health_problems(adapters: Any, expected_members: tuple[str, ...] = ()) -> tu
     except GardenError as exc:
         problems.append(exc.message)
     return problems, cluster
+
+
+def own_state_problems(adapters: Any, cluster: PatroniCluster) -> list[str]:
+    """What each member's own REST API (``GET /patroni``) says is wrong. A member key outlives its Patroni by up
+    to ttl: a member killed and started again still shows its old "streaming" in ``/cluster`` while it is really
+    starting; its own answer says what it is now."""
+    problems: list[str] = []
+    leader = cluster.leader
+    for m in cluster.members:
+        if not m.api_url:
+            continue
+        try:
+            own = adapters.patroni.get_member_status(m.api_url)
+        except GardenError as exc:
+            problems.append(f"{m.name}: its REST API does not answer ({exc.message})")
+            continue
+        state = own.get("state")
+        if state != "running":
+            problems.append(f"{m.name} says it is {state or 'in an unknown state'}")
+            continue
+        if leader is not None and m.name != leader.name:
+            replication = own.get("replication_state")
+            if replication is not None and replication != "streaming":
+                problems.append(f"{m.name} says its replication is {replication}, not streaming")
+            if leader.timeline is not None and own.get("timeline") not in (None, leader.timeline):
+                problems.append(f"{m.name} says it is on timeline {own.get('timeline')}, the leader on {leader.timeline}")
+    return problems
 
 
 def resolve_target(step: Step, cluster: PatroniCluster | None, etcd: EtcdCluster | None, target: Any) -> list[str]:
@@ -180,11 +213,12 @@ def plan_drill(playbook: Playbook, adapters: Any, options: DrillOptions = DrillO
             for m in cluster.replicas
             if not m.is_streaming or m.lag_bytes is None
         ]
+        own = own_state_problems(adapters, cluster)
         checks.append(
             Check(
                 "replicas streaming",
-                not lagging,
-                "every replica streaming" if not lagging else "not streaming: " + ", ".join(lagging),
+                not lagging and not own,
+                "every replica streaming" if not lagging and not own else "; ".join((["not streaming: " + ", ".join(lagging)] if lagging else []) + own),
                 overridable=True,
             )
         )
@@ -262,6 +296,7 @@ class _Run:
     events: list[DrillEvent] = field(default_factory=list)
     fault_at: float | None = None
     members: tuple[str, ...] = ()
+    synchronous_mode: bool = False
     step_index: int = 0
     step_text: str = "starting"
 
@@ -298,6 +333,7 @@ def run_drill(
     leader_before = cluster0.leader.name if cluster0.leader else None
     addresses = {f"{m.host}:{m.port}": m.name for m in cluster0.members if m.host and m.port}
     run.members = tuple(m.name for m in cluster0.members)
+    run.synchronous_mode = sync
     ensure_probe_table(adapters.rw)
 
     ledger = Ledger()
@@ -484,14 +520,14 @@ def _run_step(
         route = hwatch.latest()
         leader = latest.leader if latest else None
         if condition == "new-leader":
-            ok = bool(latest and latest.leader_running and leader and leader != leader_before)
+            ok = bool(latest and leader and leader != leader_before)
             return ok, f"leader {leader or 'none'}"
         if condition == "routed":
-            ok = bool(latest and latest.leader_running and route and route.rw_up == (leader,))
+            ok = bool(latest and leader and route and route.rw_up == (leader,))
             return ok, f"leader {leader or 'none'}, HAProxy read-write UP: {','.join(route.rw_up) if route and route.rw_up else 'none'}"
         if condition == "writes-ok":
             return write.recent_ok(1.0), f"writes: last error {write.snapshot()[3] or 'none'}"
-        problems, _ = health_problems(adapters, run.members)
+        problems, _ = health_problems(adapters, run.members, synchronous_mode=run.synchronous_mode)
         return not problems, "; ".join(problems) or "healthy"
 
     start = run.now()
@@ -525,7 +561,7 @@ def _recover(
     last: dict[str, Any] = {"cluster": None}
 
     def healthy() -> tuple[bool, str]:
-        problems, cluster = health_problems(adapters, run.members)
+        problems, cluster = health_problems(adapters, run.members, synchronous_mode=run.synchronous_mode)
         last["cluster"] = cluster
         return not problems, "; ".join(problems) or "healthy"
 
@@ -580,10 +616,10 @@ def _measure(
     fault_at = run.fault_at if run.fault_at is not None else 0.0
 
     samples = pwatch.all_samples()
-    leaders = measure.leader_sequence(s.leader for s in samples if s.leader_running)
-    new_leader_at = next(
-        (s.at for s in samples if s.at >= fault_at and s.leader_running and s.leader and s.leader != leader_before), None
-    )
+    leaders = measure.leader_sequence(s.leader for s in samples)
+    # The leader lock changing hands is Patroni's own leader change; the new leader's member state ("running")
+    # is only refreshed on its next HA loop, so it is not waited for here.
+    new_leader_at = next((s.at for s in samples if s.at >= fault_at and s.leader and s.leader != leader_before), None)
     routes = hwatch.all_samples()
     leader_final = leaders[-1] if leaders else leader_before
     routed_at = _routed_since(routes, leader_final)
@@ -671,7 +707,7 @@ def _measure(
 
     events = list(run.events)
     if new_leader_at is not None:
-        events.append(DrillEvent(round(new_leader_at, 3), f"new leader running in Patroni: {next((s.leader for s in samples if s.at == new_leader_at), '?')}"))
+        events.append(DrillEvent(round(new_leader_at, 3), f"new leader in Patroni (holds the leader lock): {next((s.leader for s in samples if s.at == new_leader_at), '?')}"))
     if routed_at is not None and routed_at > fault_at:
         events.append(DrillEvent(round(routed_at, 3), f"HAProxy routes writes to {leader_final}"))
     for outage in wav.outages:
