@@ -49,15 +49,32 @@ def patronictl_config(config: Path | None, context: str | None) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+NOT_OK: list[str] = []
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Wall-clock seconds, CPU seconds (user + system of the child) and the exit code of one run. CPU time is less
-    disturbed than wall time when other work shares the machine, so both are reported."""
+    disturbed than wall time when other work shares the machine, so both are reported. The first line of a run that
+    did not exit 0 is kept for the report (a benchmark of a degraded cluster is not the same benchmark)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        out = proc.stdout.decode(errors="replace")
+        line = out.splitlines()[0] if out else proc.stderr.decode(errors="replace").strip()[:200]
+        if "check" in cmd:
+            NOT_OK.append(line)
+        elif '"severity"' in out:
+            import json
+
+            try:
+                doc = json.loads(out)
+                NOT_OK.append("status: " + "; ".join(f"{f['severity']} {f['message']}" for f in doc["findings"] if f["severity"] != "OK"))
+            except ValueError:
+                NOT_OK.append(line)
     return wall, cpu, proc.returncode
 
 
@@ -142,6 +159,10 @@ def main() -> int:
             f"| {cpu_median[name] * 1000:.0f} ms | {rc} | {verdict} | {sorted(codes[name])} |"
         )
     table = "\n".join(rows)
+    if NOT_OK:
+        table += "\n\nRuns that did not exit 0 (the lab was briefly not healthy under the shared load):\n\n" + "\n".join(
+            f"- `{line}`" for line in dict.fromkeys(NOT_OK)
+        )
     print(table)
     if args.no_write:
         return 0

@@ -104,10 +104,13 @@ class OptionalLayer:
     field: str  # the StatusReport field that receives the Probe
     config_key: str  # the ClusterConfig attribute that switches the layer on
     module: str  # imported lazily, only when the section is present; provides collect(cluster, *, timeout)
+    # How long to wait for the layer at least (a cloud API is slower than a LAN); None: like the core layers.
+    min_deadline_seconds: float | None = None
 
 
 OPTIONAL_LAYERS: dict[str, OptionalLayer] = {
-    "hetzner": OptionalLayer(field="hetzner", config_key="hetzner", module="gardenctl.ops.hetzner_status"),
+    # hetzner_status.collect waits up to max(timeout, 5 s) per API request, two requests.
+    "hetzner": OptionalLayer(field="hetzner", config_key="hetzner", module="gardenctl.ops.hetzner_status", min_deadline_seconds=10.5),
     "k3s": OptionalLayer(field="k3s", config_key="kubernetes", module="gardenctl.ops.k3s_status"),
 }
 
@@ -138,6 +141,14 @@ def optional_layers_for(cluster: "ClusterConfig") -> dict[str, Callable[..., Any
     return found
 
 
+def _layer_deadline(name: str, started: float, per_endpoint: float) -> float:
+    layer = OPTIONAL_LAYERS.get(name)
+    seconds = layer_deadline_seconds(per_endpoint)
+    if layer is not None and layer.min_deadline_seconds is not None:
+        seconds = max(seconds, layer.min_deadline_seconds)
+    return started + seconds
+
+
 # ------------------------------------------------------------------------------------------------ daemon tasks
 
 
@@ -151,6 +162,7 @@ class _Task:
         self.elapsed_ms: float | None = None
         self._done = threading.Event()
         self._start = time.perf_counter()
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, args=(fn, args), name=f"status-{name}", daemon=True)
         self._thread.start()
 
@@ -170,9 +182,10 @@ class _Task:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def probe(self, deadline: float, what: str, timeout: float) -> Probe[Any]:
+    def probe(self, deadline: float, what: str) -> Probe[Any]:
         if not self.wait(deadline):
-            return Probe(None, f"{what}: no answer within {timeout:g}s", round((time.perf_counter() - self._start) * 1000, 1))
+            waited = max(deadline - self._started, 0.0)
+            return Probe(None, f"{what}: no answer within {waited:.1f}s", round((time.perf_counter() - self._start) * 1000, 1))
         if self.error is not None:
             if isinstance(self.error, GardenError):
                 return Probe(None, self.error.message, self.elapsed_ms)
@@ -266,7 +279,8 @@ def collect(
     own_sources = sources is None
     sources = sources if sources is not None else sources_for(cluster, timeout=per_endpoint)
     extra = optional_layers_for(cluster) if optional_layers else {}
-    deadline = time.monotonic() + layer_deadline_seconds(per_endpoint)
+    started = time.monotonic()
+    deadline = started + layer_deadline_seconds(per_endpoint)
     try:
         tasks: dict[str, _Task] = {}
         if sources.patroni is not None:
@@ -277,8 +291,7 @@ def collect(
             tasks["haproxy"] = _Task("haproxy", sources.haproxy.get_state)
         for name, fn in extra.items():
             tasks[name] = _Task(name, _call_layer, fn, cluster, per_endpoint)
-        labels = {"patroni": "patroni", "etcd": "etcd", "haproxy": "haproxy"}
-        probes = {name: task.probe(deadline, labels.get(name, name), per_endpoint) for name, task in tasks.items()}
+        probes = {name: task.probe(_layer_deadline(name, started, per_endpoint), name) for name, task in tasks.items()}
     finally:
         if own_sources:
             sources.close()

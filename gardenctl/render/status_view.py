@@ -210,7 +210,7 @@ def server_note(s: HAProxyServer, state: HAProxyState) -> str:
             return f"going down {s.transition}{role}"
         return ("receives writes" if rw else "receives reads") + role
     if s.is_administrative:
-        return f"administrative{': ' + s.status_detail if s.status_detail else ''}{role}"
+        return f"administrative{role}"
     if s.status == "NO CHECK":
         return "health unknown (no check)"
     if s.status == "NOLB":
@@ -255,7 +255,7 @@ def _haproxy(state: HAProxyState, elapsed: float | None, compact: bool) -> list[
     others = sorted({s.backend for s in state.servers} - set(backends))
     for backend in [*dict.fromkeys(backends), *others]:
         for s in state.servers_of(backend):
-            status = Text(s.status + (f" {s.transition}" if s.transition else ""))
+            status = Text(s.status + (f" {s.transition}" if s.transition else "") + (f" ({s.status_detail})" if s.status_detail and not compact else ""))
             if s.status == "UP":
                 status.stylize("green")
             elif s.status == "DOWN" and not (s.check_status == "L7STS" and s.check_code == 503):
