@@ -49,6 +49,14 @@ class PerfDatum:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
+    """The outcome of one check. ``check -o json`` (schema version 1, keys in this order)::
+
+        kind: "CheckResult", version: 1, context, status (OK|WARNING|CRITICAL|UNKNOWN), summary, checked_at (UTC),
+        duration_ms, findings: [{rule, severity, message, layer, subject, hint}],
+        rules: [{rule, layer, status, evaluated, findings, reason}], perfdata: [{label, value, unit, warn, crit, min,
+        max}] (value null = unknown), exit_code (0/1/2/3)
+    """
+
     __kind__ = "CheckResult"
     __json_properties__ = ("exit_code",)
 
