@@ -53,6 +53,7 @@ class Finding:
     message: str
     layer: str = "cluster"
     subject: str | None = None
+    hint: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------- Patroni
@@ -291,6 +292,8 @@ class TimelineEntry:
 
 @dataclass(frozen=True, slots=True)
 class EtcdMember:
+    __json_properties__ = ("id_hex",)
+
     id: int
     name: str | None
     peer_urls: tuple[str, ...] = ()
@@ -336,9 +339,13 @@ class EtcdAlarm:
 
 @dataclass(frozen=True, slots=True)
 class EtcdCluster:
+    __json_properties__ = ("quorum", "has_quorum", "failures_tolerated")
+
     members: tuple[EtcdMember, ...]
     alarms: tuple[EtcdAlarm, ...] = ()
     quota_bytes: int | None = None
+    # Why the alarm list is unknown (listing alarms needs quorum); None when it was read. Unknown is not "no alarms".
+    alarms_error: str | None = None
 
     def member(self, member_id: int) -> EtcdMember | None:
         return next((m for m in self.members if m.id == member_id), None)
@@ -416,6 +423,8 @@ class HAProxyBackend:
 
 @dataclass(frozen=True, slots=True)
 class HAProxyState:
+    __json_properties__ = ("rw_target",)
+
     servers: tuple[HAProxyServer, ...]
     backends: tuple[HAProxyBackend, ...] = ()
     rw_backend: str | None = None
@@ -455,6 +464,8 @@ class Probe(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
+    __json_properties__ = ("severity",)
+
     context: str
     collected_at: datetime
     patroni: Probe[PatroniCluster]

@@ -246,13 +246,14 @@ class EtcdClient:
                     statuses.append(fut.result())
                 except GardenError as exc:
                     errors[url] = exc.message.split(": ", 2)[-1]
+            alarms_error = None
             try:
                 alarms = alarm_future.result()
-            except GardenError:
-                alarms = ()
+            except GardenError as exc:
+                alarms, alarms_error = (), exc.message  # unknown, not "no alarms"
         # Map errors by member client URL (with and without a trailing slash).
         errors.update({u + "/": e for u, e in list(errors.items())})
-        return join_cluster(members, statuses, errors, alarms, quota_bytes)
+        return replace(join_cluster(members, statuses, errors, alarms, quota_bytes), alarms_error=alarms_error)
 
     def is_healthy(self, endpoint: str) -> bool:
         try:
