@@ -62,30 +62,60 @@ def root(
     ctx.obj = RootOptions(config_path=config, context=context, debug=debug)
 
 
-# One module per command (or command group) under gardenctl/cli/. Each module exposes `register(app)`.
-# Modules are imported here, but they import their ops/backends lazily, so `gardenctl status` stays light.
-COMMAND_MODULES = (
-    "status",
-    "check",
-    "switchover",
-    "history",
-    "lab",
-    "config_cmd",
-    "drill",
-    "bootstrap",
-    "migrate",
-    "db",
-    "k9s",
-)
+# One module per command (or command group) under gardenctl/cli/, each exposing `register(app)`. Only the module of
+# the command being run is imported (a cron `gardenctl check` pays for nothing else); --help and completion
+# generation register them all. Keys are the command names a user types.
+COMMANDS = {
+    "status": "status",
+    "check": "check",
+    "switchover": "switchover",
+    "failover": "switchover",
+    "history": "history",
+    "lab": "lab",
+    "config": "config_cmd",
+    "drill": "drill",
+    "bootstrap": "bootstrap",
+    "migrate-phase": "migrate",
+    "db": "db",
+    "k9s": "k9s",
+}
+_ROOT_OPTIONS_WITH_VALUE = ("--config", "-c", "--context")
+_registered: set[str] = set()
 
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"gardenctl.cli.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"gardenctl.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+
+def _register(module_name: str) -> None:
+    if module_name in _registered:
+        return
+    importlib.import_module(f"gardenctl.cli.{module_name}").register(app)
+    _registered.add(module_name)
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The subcommand in ``argv`` (skipping the root options), or None (no command, --help, --version)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _ROOT_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif arg == "--":
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def full_app() -> typer.Typer:
+    """The app with every command registered (help, completions, tests that walk the tree)."""
+    for module_name in dict.fromkeys(COMMANDS.values()):
+        _register(module_name)
+    return app
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    name = command_name(argv)
+    if name in COMMANDS:
+        _register(COMMANDS[name])
+        return app
+    return full_app()
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -95,7 +125,7 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     err = Console(stderr=True)
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(app_for(argv))
     try:
         result = command.main(args=argv, prog_name="gardenctl", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0

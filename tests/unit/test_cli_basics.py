@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from gardenctl.cli.main import app
+from gardenctl.cli.main import full_app
 from gardenctl.errors import ExitCode
 from tests.conftest import run_cli
 
@@ -24,7 +24,7 @@ def _walk(command, path: tuple[str, ...] = ()):
             yield from _walk(sub, (*path, name))
 
 
-ALL_COMMANDS = list(_walk(typer.main.get_command(app)))
+ALL_COMMANDS = list(_walk(typer.main.get_command(full_app())))
 
 
 def test_the_cli_has_the_core_commands():
