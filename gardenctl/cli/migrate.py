@@ -239,7 +239,7 @@ def _journal(env: Env, entry, started: float, plan, result, exc: BaseException |
     else:
         outcome = journal.outcome_for_error(exc) if exc is not None else journal.FAILED
         message = exc.message if isinstance(exc, GardenError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc or ""))
-        changed = executing
+        changed = executing and not getattr(exc, "nothing_changed", False)
     full = dataclasses.replace(entry, outcome=outcome, message=message, changed=changed, duration_seconds=time.monotonic() - started, moments=tuple(moments), details=details)
     try:
         path = journal.record(env.state_dir, full)

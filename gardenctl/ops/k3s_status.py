@@ -343,7 +343,9 @@ def _f(severity: Severity, message: str, subject: str | None = None, hint: str |
 
 @rule("k3s_nodes_ready", layer="k3s", needs=("k3s",), description="every K3s node is Ready and without memory/disk/PID pressure")
 def _nodes_ready(inp: RuleInput) -> Iterable[Finding]:
-    state: K3sState = inp.value("k3s")
+    state = inp.value("k3s")
+    if not isinstance(state, K3sState):  # another k3s layer implementation (tests register their own)
+        return []
     if not state.nodes:
         return [_f(CRITICAL, "the K3s API lists no nodes: nothing can run", "nodes", "check the K3s servers and agents (systemctl status k3s / k3s-agent)")]
     ready = [n for n in state.nodes if n.ready]
@@ -365,7 +367,9 @@ def _nodes_ready(inp: RuleInput) -> Iterable[Finding]:
 
 @rule("k3s_workloads_ready", layer="k3s", needs=("k3s",), description="every GardenOS Deployment/StatefulSet has all desired replicas ready")
 def _workloads_ready(inp: RuleInput) -> Iterable[Finding]:
-    state: K3sState = inp.value("k3s")
+    state = inp.value("k3s")
+    if not isinstance(state, K3sState):  # another k3s layer implementation (tests register their own)
+        return []
     if not state.workloads:
         return [
             _f(
@@ -392,7 +396,9 @@ def _workloads_ready(inp: RuleInput) -> Iterable[Finding]:
 
 @rule("k3s_pods_restarting", layer="k3s", needs=("k3s",), description="no GardenOS container crash-looping, failing to pull or restarted in the last hour")
 def _pods_restarting(inp: RuleInput) -> Iterable[Finding]:
-    state: K3sState = inp.value("k3s")
+    state = inp.value("k3s")
+    if not isinstance(state, K3sState):  # another k3s layer implementation (tests register their own)
+        return []
     out: list[Finding] = []
     now = inp.now
     for w in state.workloads:

@@ -207,6 +207,7 @@ def test_two_operators_planned_from_the_same_state_only_one_applies(h, fake_kube
     assert err.value.exit_code == ExitCode.REFUSED
     assert "changed since it was read (now phase 1)" in err.value.message and "nothing was changed by this run" in err.value.message
     assert h.writes() == []  # the loser never reached the API server
+    assert err.value.nothing_changed is True  # the journal records it as refused, changed: false
     s = h.adapters.store.read()
     assert s.phase == 1 and len(s.history) == 1
 

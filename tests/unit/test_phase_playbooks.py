@@ -129,3 +129,13 @@ def test_missing_playbook_and_directory(tmp_path):
         find_playbook_dir(tmp_path / "nope")
     (tmp_path / "phase-4.yml").write_text("phase: 4\ntitle: from yml\n")
     assert load_phase_playbook(tmp_path, 4).title == "from yml"
+
+
+@pytest.mark.parametrize("phase", [1, 2, 3, 4, 5])
+def test_shipped_skip_rules_name_real_rules(phase):
+    import gardenctl.ops.k3s_status  # noqa: F401  (registers the k3s rules)
+    from gardenctl.ops.rules import rule_names
+
+    healthy = next(c for c in load_phase_playbook(find_playbook_dir(), phase).preflight if c.kind == "cluster-healthy")
+    assert healthy.params["skip_rules"] == ("k3s_workloads_ready", "k3s_pods_restarting")
+    assert set(healthy.params["skip_rules"]) <= set(rule_names())

@@ -459,7 +459,11 @@ def apply_phase(
         moments.append(Moment(label, adapters.clock.now() - started))
         progress(label)
 
-    claimed = adapters.store.claim(plan._state, to_phase=plan.target_phase, action=plan.action, by=adapters.who, break_lock=plan.break_lock, now=adapters.now())
+    try:
+        claimed = adapters.store.claim(plan._state, to_phase=plan.target_phase, action=plan.action, by=adapters.who, break_lock=plan.break_lock, now=adapters.now())
+    except GardenError as exc:
+        exc.nothing_changed = True  # type: ignore[attr-defined]  # for the journal: refused before any request
+        raise
     mark(f"claimed the migration in etcd ({claimed.key}, revision {claimed.mod_revision})")
     by_ref = {c.ref: c for c in plan.changes}
     applied: list[d.Change] = []
