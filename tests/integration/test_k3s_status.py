@@ -12,10 +12,9 @@ import pytest
 import yaml
 
 from gardenctl.config import load_config, select_cluster
-from gardenctl.model import Severity
+from gardenctl.model import Probe, Severity
 from gardenctl.ops import k3s_status
 from gardenctl.ops.rules import evaluate_rules
-from gardenctl.model import Probe
 from tests.fakes.kube.fixture import fake_kube  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,6 +21,7 @@ from gardenctl.ops.migrate import MigrateAdapters, apply_phase, plan_phase
 from gardenctl.ops.migrate.checks import CheckEnv
 from gardenctl.ops.migrate.render import Renderer
 from gardenctl.ops.migrate.state import PhaseConflict, PhaseStore
+from gardenctl.ops.status import collect
 from tests.conftest import run_cli
 from tests.fakes.kube.fixture import fake_kube  # noqa: F401  (fixture)
 
@@ -204,7 +205,7 @@ def test_two_operators_apply_at_once_one_is_refused_nothing_applied_twice(prepar
         adapters = MigrateAdapters(context="lab", store=PhaseStore(etcd, world.scope), renderer=renderer, playbooks_dir=world.playbooks,
                                    checks=checks, who=name, kube=kube, poll_interval_seconds=0.05)
         checks.postgres = lambda: postgres_endpoint(prepared.cluster, "rw")
-        checks.status = lambda: __import__("gardenctl.ops.status", fromlist=["collect"]).collect(prepared.cluster)
+        checks.status = lambda: collect(prepared.cluster)
         plan = plan_phase(adapters, target=1)
         plan_ready.wait(60)  # both planned from the same recorded state
         try:
