@@ -65,6 +65,8 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Service", "services", "service", True, short_names=("svc",),
                  categories=("all",), has_status=True),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, short_names=("sa",)),
+    ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True,
+                 short_names=("pvc",), has_status=True),
     ResourceType("", "v1", "Node", "nodes", "node", False, verbs=("get", "list"), short_names=("no",),
                  has_status=True),
     ResourceType("", "v1", "Pod", "pods", "pod", True,
