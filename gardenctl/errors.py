@@ -10,7 +10,7 @@ Exit codes (documented in README.md):
 code  meaning
 ====  =====================================================================================
 0     success; for ``status`` / ``check``: every finding OK
-1     ``status`` / ``check``: worst finding is WARNING
+1     ``status`` / ``check``: worst finding is WARNING; ``db prepare``: done, with a warning (e.g. pgvector missing)
 2     ``status`` / ``check``: worst finding is CRITICAL; any command: command-line usage error
 3     ``status`` / ``check``: UNKNOWN (health could not be determined)
 4     configuration error (missing or malformed config file, unknown context, bad value)

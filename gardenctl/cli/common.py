@@ -81,7 +81,7 @@ class Env:
 
     def progress(self, message: str) -> None:
         """Progress goes to stderr; never mixed into the result on stdout."""
-        self.err.print(message, highlight=False)
+        self.err.print(message, highlight=False, markup=False)
 
 
 def make_env(ctx: typer.Context, config: Path | None = None, context: str | None = None) -> Env:
