@@ -1,3 +1,3 @@
-from gardenctl.cli.main import main
+from gardenctl.cli.entry import main
 
 raise SystemExit(main())

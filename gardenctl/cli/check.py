@@ -90,42 +90,16 @@ def check(
     context: ContextOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    from gardenctl.errors import GardenError
-    from gardenctl.ops.check import plugin_lines, run_check, unknown_result
+    from gardenctl.cli.fast import check_body
 
     env = make_env(ctx, config, context)
     if list_rules:
         _list_rules(env, only or (), skip or ())
         raise typer.Exit(0)
-    name = env.context
-    try:
-        cluster = env.cluster()
-        name = cluster.name
-        result = run_check(cluster, timeout=timeout, only=only or (), skip=skip or (), state_dir=env.state_dir)
-    except GardenError as exc:
-        result = unknown_result(exc.message, name, hint=exc.hint)
-
-    if prometheus is not None:
-        from gardenctl.ops.check import with_finding
-        from gardenctl.render.prometheus import check_metrics, write_textfile
-
-        try:
-            write_textfile(prometheus, check_metrics(result))
-        except OSError as exc:
-            result = with_finding(result, f"cannot write --prometheus file {prometheus}: {exc.strerror or exc}")
-
-    if quiet and result.status.exit_code == 0:
-        raise typer.Exit(0)
-    if output is CheckOutput.json:
-        import json
-
-        from gardenctl.render import document
-
-        env.out.file.write(json.dumps(document(result), indent=2) + "\n")
-    else:
-        env.out.file.write("\n".join(plugin_lines(result, perfdata=perfdata)) + "\n")
-    env.out.file.flush()
-    raise typer.Exit(result.status.exit_code)
+    code = check_body(
+        env, output=output.value, perfdata=perfdata, prometheus=prometheus, quiet=quiet, only=only or (), skip=skip or (), timeout=timeout
+    )
+    raise typer.Exit(code)
 
 
 def _list_rules(env, only, skip) -> None:  # noqa: ANN001

@@ -8,16 +8,16 @@ import shlex
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
-from rich.console import Console
 
-from gardenctl.config import CONTEXT_ENV, ClusterConfig, Config, default_state_dir, load_config, select_cluster
+from gardenctl.cli.env import Env, RootOptions
 from gardenctl.errors import Aborted, PreconditionFailed
+
+__all__ = ["Env", "RootOptions", "make_env", "confirm", "emit", "who", "command_line"]
 
 
 class Output(str, Enum):
@@ -49,48 +49,8 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confir
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the plan and the preflight, change nothing.")]
 
 
-@dataclass
-class RootOptions:
-    config_path: Path | None = None
-    context: str | None = None
-    debug: bool = False
-
-
-@dataclass
-class Env:
-    """Resolved per-invocation settings. Flags win over GARDENCTL_* environment, which wins over the config file."""
-
-    config_path: Path | None
-    context: str | None
-    debug: bool = False
-    out: Console = field(default_factory=Console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
-    _config: Config | None = None
-
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    def cluster(self) -> ClusterConfig:
-        return select_cluster(self.config(), self.context)
-
-    @property
-    def state_dir(self) -> Path:
-        return default_state_dir()
-
-    def progress(self, message: str) -> None:
-        """Progress goes to stderr; never mixed into the result on stdout."""
-        self.err.print(message, highlight=False, markup=False)
-
-
 def make_env(ctx: typer.Context, config: Path | None = None, context: str | None = None) -> Env:
-    root: RootOptions = (ctx.find_root().obj if ctx is not None else None) or RootOptions()
-    return Env(
-        config_path=config or root.config_path,
-        context=context or root.context or os.environ.get(CONTEXT_ENV) or None,
-        debug=root.debug,
-    )
+    return Env.resolve(ctx.find_root().obj if ctx is not None else None, config, context)
 
 
 def confirm(env: Env, question: str, *, yes: bool) -> None:

@@ -50,28 +50,21 @@ def status(
     config: ConfigOpt = None,
     timeout: TimeoutOpt = None,
 ) -> None:
+    env = make_env(ctx, config, context)
+    if watch is None:
+        if count is not None:
+            raise typer.BadParameter("--count only makes sense with --watch", param_hint="--count")
+        from gardenctl.cli.fast import status_body
+
+        raise typer.Exit(status_body(env, output=output.value, timeout=timeout))
     from gardenctl.ops.status import PauseTracker, collect
 
-    env = make_env(ctx, config, context)
     cluster = env.cluster()
     tracker = PauseTracker(env.state_dir, cluster.name)
 
     def once():  # noqa: ANN202
         return collect(cluster, timeout=timeout, paused_since=tracker.observe)
 
-    if watch is None:
-        if count is not None:
-            raise typer.BadParameter("--count only makes sense with --watch", param_hint="--count")
-        report = once()
-        if output is Output.table:
-            from gardenctl.render.status_view import print_view, status_renderable
-
-            print_view(env.out, status_renderable(report, env.out.width))
-        else:
-            from gardenctl.render import render
-
-            render(report, output.value, env.out)
-        raise typer.Exit(report.severity.exit_code)
     if output is not Output.table:
         raise typer.BadParameter("--watch shows the live table view; use it without -o json/yaml", param_hint="--watch")
     raise typer.Exit(_watch(env, once, watch, count))
