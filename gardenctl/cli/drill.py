@@ -90,6 +90,10 @@ def run_cmd(
         typer.Option("--failsafe/--no-failsafe", help="Turn Patroni's failsafe_mode on/off for the drill (PATCH /config), restored afterwards. Default: leave it as it is.", show_default=False),
     ] = None,
     recovery_timeout: Annotated[float, typer.Option("--recovery-timeout", min=10, help="Seconds to wait for full health after the drill.")] = 180.0,
+    probe_log: Annotated[
+        Optional[Path],
+        typer.Option("--probe-log", help="Append every probe attempt (id, times, server, timeline, error) as JSON lines to this file.", dir_okay=False, show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Run even if the preflight finds the cluster unhealthy (a replica not streaming, an etcd member down, HAProxy not routed). Never on a paused cluster.")] = False,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
@@ -145,7 +149,10 @@ def run_cmd(
                     env.progress(f"stopping after {i - 1} run(s): " + "; ".join(f"{c.name}: {c.detail}" for c in again.blocking))
                     break
             env.progress(f"--- run {i}/{repeat}: {playbook.summary}")
-            run = _run_with_status(env, lambda status, i=i: run_drill(playbook, adapters, options, iteration=i, progress=env.progress, status=status))
+            sink = _attempt_sink(env, probe_log) if probe_log else None
+            run = _run_with_status(
+                env, lambda status, i=i, sink=sink: run_drill(playbook, adapters, options, iteration=i, progress=env.progress, status=status, on_attempts=sink)
+            )
             runs.append(run)
             try:
                 path = history.append(env.state_dir, run)
@@ -193,6 +200,23 @@ def run_cmd(
             _journal(env, entry, started, playbook.name, runs, None, executing)
     finally:
         adapters.close()
+
+
+def _attempt_sink(env: Env, path: Path) -> Any:
+    """Write each probe attempt as one JSON line (times: seconds since the drill started)."""
+    import json
+
+    def sink(run_id: str, probe: str, attempts: list[Any]) -> None:
+        try:
+            with open(path, "a") as fh:
+                for a in attempts:
+                    row = {"run_id": run_id, "probe": probe, "id": a.id, "started": round(a.started, 4), "finished": round(a.finished, 4),
+                           "ok": a.ok, "server": a.server, "timeline": a.timeline, "in_recovery": a.in_recovery, "error": a.error}
+                    fh.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            env.err.print(f"warning: cannot write the probe log {path}: {exc.strerror or exc}", highlight=False)
+
+    return sink
 
 
 def _run_with_status(env: Env, fn: Any) -> Any:

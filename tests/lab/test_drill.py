@@ -39,6 +39,7 @@ def test_switchover_drill_passes_and_is_recorded(lab):
     assert figs["leader_changes"]["value"] == 1
     assert 0 < figs["write_unavailable_seconds"]["value"] <= figs["write_unavailable_seconds"]["limit"]
     assert figs["seconds_to_new_leader"]["value"] is not None
+    assert figs["leader_change_seconds"]["value"] is not None and figs["seconds_to_new_primary"]["value"] is not None
     assert figs["writes_acknowledged"]["value"] > 20
     # progress went to stderr, step by step
     assert "switchover requested:" in result.stderr and "new-leader after" in result.stderr
@@ -54,7 +55,8 @@ def test_switchover_drill_passes_and_is_recorded(lab):
 def test_kill_leader_drill_passes_with_figures_printed_and_a_report(lab, tmp_path):
     before = leader(lab)
     report = tmp_path / "kill-leader.md"
-    result = lab.cli("drill", "run", "kill-leader", "--yes", "--report", str(report), timeout=300)
+    probes = tmp_path / "probes.jsonl"
+    result = lab.cli("drill", "run", "kill-leader", "--yes", "--report", str(report), "--probe-log", str(probes), timeout=300)
     assert result.exit_code == 0, result
     out = result.stdout
     assert out.splitlines()[0].startswith("kill-leader run 1: PASS")
@@ -64,6 +66,12 @@ def test_kill_leader_drill_passes_with_figures_printed_and_a_report(lab, tmp_pat
     assert "SIGKILL patroni" in result.stderr and f"on {before} (the leader)" in result.stderr
     text = report.read_text()
     assert text.startswith("# Drill kill-leader on lab: PASS")
+    attempts = [json.loads(line) for line in probes.read_text().splitlines()]
+    writes = [a for a in attempts if a["probe"] == "write"]
+    assert writes and {a["probe"] for a in attempts} == {"write", "read"}
+    assert any(not a["ok"] and a["error"] for a in writes)  # the outage is in the log, with its errors
+    acked = [a for a in writes if a["ok"]]
+    assert len({a["server"] for a in acked}) == 2 and len({a["timeline"] for a in acked}) == 2  # old and new primary
     assert "| time to a new leader in Patroni |" in text
     hist = json.loads(lab.cli("drill", "history", "-o", "json", "--playbook", "kill-leader").stdout)
     row = hist["runs"][-1]

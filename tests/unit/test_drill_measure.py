@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from gardenctl.ops.drill.measure import (
     Attempt,
+    LeaderChange,
     RoleSample,
     availability,
     default_outage_gap,
     durability,
+    leader_change,
     leader_sequence,
     max_concurrent_primaries,
     split_brain,
@@ -156,3 +158,20 @@ def test_leader_sequence_ignores_gaps_and_repeats():
     assert leader_sequence(["a", "a", None, "a", None, "b", "b", None, "b"]) == ("a", "b")
     assert leader_sequence([None, None]) == ()
     assert leader_sequence(["a", "b", "a"]) == ("a", "b", "a")
+
+
+def test_leader_change_from_each_members_own_answers():
+    samples = [rs("a", t / 10, True) for t in range(0, 21)] + [rs("a", 2.2, False), rs("a", 2.4, False)]
+    samples += [rs("b", t / 10, False) for t in range(0, 30)] + [rs("b", 3.05, True), rs("b", 3.2, True)]
+    change = leader_change(samples, "a", "b", after=1.0)
+    assert change.old_last_primary == 2.01
+    assert round(change.new_first_primary, 3) == 3.06
+    assert round(change.seconds, 3) == 1.05
+
+
+def test_leader_change_unknown_without_a_new_primary_or_a_change():
+    samples = [rs("a", 0.0, True), rs("a", 1.0, True)]
+    assert leader_change(samples, "a", "a", after=0.0).seconds is None
+    assert leader_change(samples, "a", "b", after=0.0).seconds is None
+    # the old leader was never seen as primary (killed before the first poll): the start is unknown
+    assert leader_change([rs("b", 5.0, True)], "a", "b", after=0.0) == LeaderChange(None, 5.01)

@@ -283,3 +283,32 @@ def leader_sequence(observed: Iterable[str | None]) -> tuple[str, ...]:
         if name and (not out or out[-1] != name):
             out.append(name)
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderChange:
+    """Patroni's own leader change, from each member's own /patroni answers (resolution: one poll)."""
+
+    old_last_primary: float | None  # answer time of the old leader's last "primary" before the new one said so
+    new_first_primary: float | None  # answer time of the new leader's first "primary"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.old_last_primary is None or self.new_first_primary is None:
+            return None
+        return max(self.new_first_primary - self.old_last_primary, 0.0)
+
+
+def leader_change(samples: Sequence[RoleSample], old: str | None, new: str | None, after: float) -> LeaderChange:
+    """When ``old`` last said it was primary and ``new`` first did, after ``after`` (the fault)."""
+    if not old or not new or old == new:
+        return LeaderChange(None, None)
+    ordered = sorted(samples, key=lambda s: s.received)
+    first_new = next((s.received for s in ordered if s.member == new and s.primary and s.received >= after), None)
+    if first_new is None:
+        return LeaderChange(None, None)
+    last_old = None
+    for s in ordered:
+        if s.member == old and s.primary and s.received <= first_new:
+            last_old = s.received
+    return LeaderChange(last_old, first_new)

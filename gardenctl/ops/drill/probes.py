@@ -6,7 +6,7 @@
   probe; every attempt is bounded by ``statement_timeout``, new connections by ``connect_timeout``, and a watchdog
   closes the socket of an attempt that still has no answer two seconds after its statement timeout.
 - `SqlProbe` (read): the same on the read-only port with a SELECT.
-- `PatroniWatcher`: ``GET /cluster`` every 0.2 s and every member's own ``GET /patroni`` every 0.25 s.
+- `PatroniWatcher`: ``GET /cluster`` every 0.2 s and every member's own ``GET /patroni`` every 0.15 s.
 - `HAProxyWatcher`: the read-write and read-only backends' UP servers every 0.2 s.
 
 All record what they saw with times from one monotonic clock (seconds since the drill started); nothing is
@@ -389,7 +389,9 @@ class _Poller:
 class PatroniWatcher:
     """Polls ``/cluster`` (the DCS view) and each member's ``/patroni`` (its own view) concurrently."""
 
-    def __init__(self, client: Any, endpoints: tuple[str, ...], now: Callable[[], float], interval: float = 0.2) -> None:
+    def __init__(
+        self, client: Any, endpoints: tuple[str, ...], now: Callable[[], float], interval: float = 0.2, member_interval: float = 0.15
+    ) -> None:
         self.client = client
         self.now = now
         self.samples: list[ClusterSample] = []
@@ -398,7 +400,7 @@ class PatroniWatcher:
         self._lock = threading.Lock()
         self._pollers = [_Poller("drill-cluster", interval, self._poll_cluster)]
         for ep in endpoints:
-            self._pollers.append(_Poller(f"drill-member-{ep}", interval + 0.05, lambda ep=ep: self._poll_member(ep)))
+            self._pollers.append(_Poller(f"drill-member-{ep}", member_interval, lambda ep=ep: self._poll_member(ep)))
 
     def _poll_cluster(self) -> None:
         try:

@@ -315,9 +315,11 @@ def run_drill(
     progress: Progress = _nothing,
     status: Progress | None = None,
     clock: Clock = REAL_CLOCK,
+    on_attempts: Callable[[str, str, list[measure.Attempt]], None] | None = None,
 ) -> DrillRun:
     """One iteration of ``playbook`` against the cluster behind ``adapters``. Never raises for what the cluster
-    does; raises only for problems before anything was changed (e.g. the probe table cannot be created)."""
+    does; raises only for problems before anything was changed (e.g. the probe table cannot be created).
+    ``on_attempts(run_id, "write" | "read", attempts)`` receives every probe attempt (to keep them in a file)."""
     t0 = clock.now()
     started_at = datetime.now(timezone.utc)
 
@@ -422,6 +424,10 @@ def run_drill(
         recovered, recovery_message, recovery_seconds, cluster_after = _recover(
             adapters, ledger, config_restore, run, options.recovery_timeout_seconds, clock
         )
+    if on_attempts is not None:
+        on_attempts(run_id, "write", write.results())
+        if read is not None:
+            on_attempts(run_id, "read", read.results())
     return _measure(
         playbook,
         adapters,
@@ -670,6 +676,10 @@ def _measure(
     add("write_unavailable_total_seconds", f"write-unavailable total (gaps > {gap:.2f} s)", wav.outage_seconds, "s")
     add("seconds_to_new_leader", "time to a new leader in Patroni", None if new_leader_at is None else new_leader_at - fault_at, "s",
         "the leader did not change" if new_leader_at is None else None)
+    change = measure.leader_change(pwatch.all_roles(), leader_before, leader_final, fault_at)
+    if change.new_first_primary is not None:
+        add("seconds_to_new_primary", "time until the new leader says it is primary", change.new_first_primary - fault_at, "s")
+        add("leader_change_seconds", "Patroni's leader change (old primary last seen -> new first seen)", change.seconds, "s")
     add("seconds_to_routed", "time until HAProxy routes writes to the leader", seconds_to_routed, "s",
         None if seconds_to_routed is not None else "HAProxy did not route to the leader by the end")
     add("acked_writes_lost", "acknowledged writes lost", lost_count, "rows")
