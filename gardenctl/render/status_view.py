@@ -60,10 +60,18 @@ def ago(seconds: int | None) -> str:
     return f"{seconds // 86400}d"
 
 
+# Columns of free text may wrap in the wide view; identifiers (names, addresses, URLs, ids) never do - a URL
+# folded over two lines reads as two values.
+_FREE_TEXT = frozenset({"ERROR", "NOTE", "MESSAGE", "TAGS"})
+
+
 def _table(*columns: str, compact: bool) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 1), header_style="bold")
     for col in columns:
-        table.add_column(col, overflow="fold" if not compact else "ellipsis", no_wrap=compact)
+        if compact or col not in _FREE_TEXT:
+            table.add_column(col, overflow="ellipsis", no_wrap=True)
+        else:
+            table.add_column(col, overflow="fold")
     return table
 
 
@@ -168,7 +176,11 @@ def _etcd(cluster: EtcdCluster, elapsed: float | None, compact: bool) -> list[Re
     if compact:
         table = _table("NAME", "ID", "LEADER", "HEALTHY", "DB", compact=True)
     else:
-        table = _table("ID", "NAME", "CLIENT URL", "LEADER", "HEALTHY", "RAFT TERM", "RAFT INDEX", "DB SIZE / QUOTA", "ERROR", compact=False)
+        columns = ["ID", "NAME", "CLIENT URL", "LEADER", "HEALTHY", "TERM", "INDEX", "DB / QUOTA"]
+        has_errors = any(m.error or m.errors for m in cluster.members)
+        if has_errors:
+            columns.append("ERROR")
+        table = _table(*columns, compact=False)
     for m in cluster.members:
         healthy_text = "yes" if m.healthy else ("unknown" if m.healthy is None else "NO")
         if m.db_size_bytes is None:
@@ -192,7 +204,7 @@ def _etcd(cluster: EtcdCluster, elapsed: float | None, compact: bool) -> list[Re
                 "-" if m.raft_term is None else str(m.raft_term),
                 "-" if m.raft_index is None else str(m.raft_index),
                 db,
-                m.error or ", ".join(m.errors) or "",
+                *([m.error or ", ".join(m.errors) or ""] if has_errors else []),
             )
     out.append(table)
     return out

@@ -27,10 +27,10 @@ node-b  10.0.0.12:5432  replica  streaming  4   0 B  0 B          0 B
 node-c  10.0.0.13:5432  replica  streaming  4   0 B  0 B          0 B
 
 etcd  quorum 2 of 3 voters, 3 healthy, tolerates 1; alarms: none; quota 2.0 GiB, <n> ms
-ID                NAME    CLIENT URL              LEADER  HEALTHY  RAFT TERM  RAFT INDEX  DB SIZE / QUOTA  ERROR
-aaaaaaaaaaaaaaaa  etcd-a  http://127.0.0.1:<port>  leader  yes      25         136         48.0 KiB (0%)
-123456789abcdef0  etcd-b  http://127.0.0.1:<port>          yes      25         136         48.0 KiB (0%)
-5555555555555555  etcd-c  http://127.0.0.1:<port>          yes      25         136         48.0 KiB (0%)
+ID                NAME    CLIENT URL              LEADER  HEALTHY  TERM  INDEX  DB / QUOTA
+aaaaaaaaaaaaaaaa  etcd-a  http://127.0.0.1:<port>  leader  yes      25    136    48.0 KiB (0%)
+123456789abcdef0  etcd-b  http://127.0.0.1:<port>          yes      25    136    48.0 KiB (0%)
+5555555555555555  etcd-c  http://127.0.0.1:<port>          yes      25    136    48.0 KiB (0%)
 
 HAProxy  read-write -> node-a; <n> ms
 BACKEND  SERVER  ADDRESS         STATUS  LAST CHECK     LAST CHANGE  SESSIONS  NOTE
