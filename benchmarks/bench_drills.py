@@ -235,7 +235,7 @@ def section_switchover(title: str, runs: list[dict]) -> list[str]:
         "",
         STAT_HEAD,
         stat_row("write-unavailable window (longest gap between acknowledged writes)", gap),
-        stat_row("Patroni's leader change (old primary last seen -> new primary first seen)", change),
+        stat_row("Patroni's leader change (old primary stops running -> new primary runs)", change),
         stat_row("window minus Patroni's leader change", extra),
         stat_row("request -> new leader holds the lock (/cluster)", [fig(r, "seconds_to_new_leader") for r in runs]),
         stat_row("request -> new leader says it is primary (/patroni)", [fig(r, "seconds_to_new_primary") for r in runs]),
@@ -456,8 +456,8 @@ def write_doc(out: Path, raw: dict, commands: list[str], started: datetime, took
         + (f"; with faster HAProxy checks: within 0.5 s in {sum(1 for e in tuned_extra if e <= 0.5)} of {len(tuned_extra)}, "
            f"median {s(stats(tuned_extra)['median'])}, max {s(stats(tuned_extra)['max'])}" if tuned_extra else "")
         + " |",
-        f"| kill-leader: writes back within ttl + 2 s = {ttl + 2} s | {'met' if kill_gap and kill_met == len(kill_gap) else 'NOT met'} in "
-        f"{kill_met} of {len(kill_gap)} runs (median {s(stats(kill_gap)['median'])}, max {s(stats(kill_gap)['max'])}) |",
+        f"| kill-leader: writes back within ttl + 2 s = {ttl + 2} s | {'met' if kill_gap and kill_met == len(kill_gap) else 'NOT met'}: "
+        f"within ttl + 2 s in {kill_met} of {len(kill_gap)} runs (median {s(stats(kill_gap)['median'])}, max {s(stats(kill_gap)['max'])}) |",
         f"| synchronous_mode: 0 acknowledged writes lost over {len(sy.get('switchover', []))} switchovers and "
         f"{len(sy.get('kill-leader', []))} kill-leader drills | {'met' if sync_sum['lost_total'] == 0 and not sync_sum['unverified'] else 'NOT met'}: "
         f"{sync_sum['lost_total']} lost" + (f", {sync_sum['unverified']} unverified" if sync_sum["unverified"] else "") + " |",
@@ -469,8 +469,9 @@ def write_doc(out: Path, raw: dict, commands: list[str], started: datetime, took
         "",
         "How the figures are defined (gardenctl/ops/drill/measure.py): the *write-unavailable window* is the longest "
         "time between two consecutive acknowledged writes; *Patroni's leader change* is the time from the last answer "
-        "in which the old leader's own /patroni said primary to the first in which the new leader's did (each member "
-        "polled every 0.15 s, so this is accurate to about one poll); the *lock in /cluster* is when Patroni's "
+        "in which the old leader's own /patroni said it was a running primary (a demotion first shows state "
+        "\"stopping\", and clients lose it then) to the first in which the new leader's did (each member polled every "
+        "0.15 s, so this is accurate to about one poll); the *lock in /cluster* is when Patroni's "
         "/cluster first showed another member holding the leader lock (polled every 0.2 s). *Lost* means acknowledged by the server (the INSERT ... RETURNING answered) but missing on the "
         "new primary, read directly after recovery. *Split brain* means a write acknowledged by one (server, "
         "timeline) inside the span during which another surely accepted writes, or a write on an older timeline "

@@ -182,7 +182,7 @@ def run_cmd(
         if not_recovered:
             raise OperationFailed(
                 f"drill {playbook.name}: the cluster is NOT back to full health: {not_recovered[-1].recovery_message}",
-                hint="see `gardenctl status`; the lab's logs: gardenctl lab logs NAME",
+                hint="see `gardenctl status`" + ("; the lab's logs: gardenctl lab logs NAME" if adapters.target.kind == "lab" else ""),
             )
         failed_runs = [r for r in runs if not r.passed]
         if failed_runs or len(runs) < repeat:

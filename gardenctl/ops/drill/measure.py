@@ -287,7 +287,9 @@ def leader_sequence(observed: Iterable[str | None]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class LeaderChange:
-    """Patroni's own leader change, from each member's own /patroni answers (resolution: one poll)."""
+    """Patroni's own leader change, from each member's own /patroni answers (resolution: one poll): from the last
+    answer in which the old leader was a running primary (a demotion first shows state "stopping") to the first in
+    which the new leader was."""
 
     old_last_primary: float | None  # answer time of the old leader's last "primary" before the new one said so
     new_first_primary: float | None  # answer time of the new leader's first "primary"

@@ -429,7 +429,9 @@ class PatroniWatcher:
             return
         received = self.now()
         name = str((data.get("patroni") or {}).get("name") or endpoint)
-        primary = str(data.get("role")) in ("primary", "master")
+        # A primary being demoted keeps role "primary" with state "stopping" for seconds: it is on its way out
+        # (fast shutdown ends its sessions at once), so only a running primary counts.
+        primary = str(data.get("role")) in ("primary", "master") and data.get("state") == "running"
         with self._lock:
             self.roles.append(RoleSample(name, sent, received, primary))
 

@@ -679,7 +679,7 @@ def _measure(
     change = measure.leader_change(pwatch.all_roles(), leader_before, leader_final, fault_at)
     if change.new_first_primary is not None:
         add("seconds_to_new_primary", "time until the new leader says it is primary", change.new_first_primary - fault_at, "s")
-        add("leader_change_seconds", "Patroni's leader change (old primary last seen -> new first seen)", change.seconds, "s")
+        add("leader_change_seconds", "Patroni's leader change (old primary stops -> new one runs)", change.seconds, "s")
     add("seconds_to_routed", "time until HAProxy routes writes to the leader", seconds_to_routed, "s",
         None if seconds_to_routed is not None else "HAProxy did not route to the leader by the end")
     add("acked_writes_lost", "acknowledged writes lost", lost_count, "rows")
@@ -707,7 +707,7 @@ def _measure(
             notes.append(f"reads unavailable from {outage.start - fault_at:+.2f}s for {outage.seconds:.2f}s")
     for member, runs in _primary_runs(pwatch.all_roles()).items():
         text = ", ".join(f"{a - fault_at:+.1f}s..{b - fault_at:+.1f}s" for a, b in runs)
-        notes.append(f"{member} reported role primary (its own /patroni) at {text} relative to the fault")
+        notes.append(f"{member} reported itself running as primary (its own /patroni) at {text} relative to the fault")
     if concurrent > 1:
         notes.append(f"{concurrent} members claimed the primary role at the same time: {', '.join(who)}")
     if write.skipped:
