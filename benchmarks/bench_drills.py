@@ -517,26 +517,35 @@ def write_doc(out: Path, raw: dict, commands: list[str], started: datetime, took
 
 
 READING = """
-- Where a switchover's extra write outage comes from: the old primary stops accepting writes as soon as Patroni
-  shuts it down, the candidate is promoted a moment later, but HAProxy only learns about it from its health checks:
-  the new primary is marked UP after one successful `/primary` check (up to 1 s after the promotion, `inter 1s
-  rise 1`), and the old one is marked DOWN only after two failed checks (`fall 2`). With `balance first` a new
-  connection goes to the first server in the file that is UP, so if the old primary comes first it keeps getting
-  connections (refused) until it is marked DOWN. Faster checks (`inter 500ms`, `fastinter`, `fall 1` with
-  `on-marked-down shutdown-sessions`) or `option redispatch` would shorten this; the HAProxy configuration is
-  rendered by gardenctl/stack.py.
-- Kill-leader: nobody deletes the crashed leader's key, so the replicas wait for it to expire. How long depends on
-  when the leader last renewed it (every loop_wait = 2 s), so a new leader appears ttl - (0..2) s after the kill,
-  and HAProxy adds up to one check interval. Writes come back at roughly ttl + 0..1 s.
-- Without synchronous_mode, a write is acknowledged once it is durable on the primary alone. If the primary dies
-  before its WAL has been streamed, the promoted replica never had it: that write is lost, and when the old
-  primary rejoins (pg_rewind) it is discarded for good. On an idle loopback lab the window is tiny, so losses are
-  rare but possible. With synchronous_mode the commit waits for the sync standby, and Patroni only promotes the
-  sync standby: no acknowledged write was lost in any run here.
-- etcd quorum loss without failsafe_mode: the leader cannot renew its key; after retry_timeout Patroni demotes the
-  primary to a read-only replica (writes fail with "cannot execute INSERT in a read-only transaction" while HAProxy
-  still routes to it, then with closed connections), and it stays that way until etcd has quorum again. With
-  failsafe_mode the leader asks every member's REST API instead and keeps running as primary: writes go on.
+- A switchover, step by step (see the per-run tables): Patroni on the old leader runs its checks and shuts
+  PostgreSQL down (fast shutdown: its sessions end at once, so writes fail from a few tenths of a second after the
+  request); the shutdown checkpoint is streamed to the candidate, which Patroni then promotes. That is Patroni's
+  leader change, about 2.5-3 s here. Then HAProxy has to notice: it marks the new primary UP after one successful
+  `/primary` check (`inter 1s rise 1`: up to 1 s later), and marks the old one DOWN only after two failed checks
+  (`fall 2`); meanwhile `balance first` may still send new connections to the old server, which refuses them. So
+  the excess of the write window over Patroni's leader change is HAProxy's detection: 0-1.4 s with gardenctl's
+  current checks (median about 0.5 s, so the 0.5 s goal is met in about half of the runs), and at most 0.3 s in
+  every run with `inter 500ms fastinter 250ms downinter 500ms` plus `option redispatch 1` (the experiment above).
+  The HAProxy configuration is rendered by gardenctl/stack.py.
+- "request -> new leader holds the lock" is much later than the write outage's start because Patroni first runs
+  its pre-switchover checks and the whole shutdown; it is not a measure of client impact.
+- Kill-leader: nobody deletes the crashed leader's key, so the replicas wait for it to expire. When depends on
+  when the leader last renewed it (every loop_wait = 2 s), so a new leader holds the lock ttl - (0..2) s after the
+  kill, promotes within a few tenths of a second, and HAProxy adds up to one check interval: writes come back at
+  about ttl - 1 to ttl + 1 s. HAProxy's check asks Patroni's `/primary`, which can answer 200 as soon as the member
+  holds the lock, before PostgreSQL has left recovery: in some runs a few writes were refused with "cannot execute
+  INSERT in a read-only transaction" right at the end of the outage (column "writes refused read-only").
+- Without synchronous_mode a write is acknowledged once it is durable on the primary alone. If the primary dies
+  before its WAL has been streamed, the promoted replica never had it: that write is lost, and the old primary's
+  copy is discarded when it rejoins (pg_rewind). On an idle loopback lab the window is a fraction of a millisecond,
+  so no async kill-leader run here lost a write, but it can happen (it was seen in 1 of 5 runs elsewhere); the
+  kill-leader playbook reports the figure without judging it in asynchronous mode. With synchronous_mode the commit
+  waits for the sync standby and Patroni promotes only the sync standby: no acknowledged write was lost in any run.
+- etcd quorum loss without failsafe_mode: the leader cannot renew its key; once retry_timeout has passed Patroni
+  demotes the primary to a read-only replica (writes fail with "cannot execute INSERT in a read-only transaction"
+  while HAProxy still routes to it, then with closed connections) and nobody is primary until etcd has quorum
+  again - no second primary appears. With failsafe_mode the leader asks every member's REST API instead (POST
+  /failsafe) and, since all answer, keeps running as primary: writes went on without a gap.
 """
 
 
