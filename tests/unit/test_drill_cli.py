@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from gardenctl.ops.drill import history
@@ -26,9 +29,13 @@ def test_drill_list_shows_every_shipped_playbook(cli, isolated_home):
     assert result.stdout.splitlines()[0].split() == ["NAME", "SOURCE", "SUMMARY"]
 
 
-def test_drill_list_json_from_another_directory(cli, isolated_home, tmp_path):
-    result = cli("drill", "list", "-o", "json", env=isolated_home)
-    doc = json.loads(result.stdout)
+def test_drill_list_json_from_another_directory(isolated_home, tmp_path):
+    """The shipped playbooks are found wherever gardenctl runs from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GARDENCTL_")}
+    env.update(isolated_home)
+    proc = subprocess.run([sys.executable, "-m", "gardenctl", "drill", "list", "-o", "json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
     assert doc["kind"] == "DrillPlaybookList"
     entry = next(p for p in doc["playbooks"] if p["name"] == "kill-leader")
     assert entry["source"] == "builtin" and entry["error"] is None
