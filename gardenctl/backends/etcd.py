@@ -1,4 +1,4 @@
-"""etcd v3 adapter through etcd's JSON gateway (``/v3/...``) over httpx, as Patroni's own etcd3 client does.
+"""etcd v3 adapter through etcd's JSON gateway (``/v3/...``) over plain HTTP, as Patroni's own etcd3 client does.
 
 No grpc, no protobuf: the PyPI ``etcd3`` package (python-etcd3 0.12) fails at import with current protobuf
 ("Descriptors cannot be created directly") and needs grpcio. 64-bit ids arrive as JSON strings (or, from some
@@ -12,9 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
-
-from gardenctl.backends.http import HttpSettings, json_of, make_client, request
+from gardenctl.backends.http import HttpSettings, TransportError, json_of, make_client, request
 from gardenctl.errors import BackendError, BackendUnreachable, GardenError
 from gardenctl.model import EtcdAlarm, EtcdCluster, EtcdMember, parse_int
 
@@ -182,12 +180,10 @@ class EtcdClient:
                 f"{endpoint}/v3/{path}",
                 json=body,
                 headers={"Authorization": self._token} if self._token else None,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout,
             )
-        except httpx.HTTPError as exc:
-            from gardenctl.backends.http import describe_transport_error
-
-            raise BackendUnreachable(f"etcd: {endpoint}: {describe_transport_error(exc)}") from exc
+        except TransportError as exc:
+            raise BackendUnreachable(f"etcd: {endpoint}: {exc.reason}") from exc
         if response.status_code != 200:
             detail = response.text.strip()
             try:
@@ -258,7 +254,7 @@ class EtcdClient:
     def is_healthy(self, endpoint: str) -> bool:
         try:
             response = self._client.get(f"{endpoint}/health")
-        except httpx.HTTPError:
+        except TransportError:
             return False
         try:
             return response.status_code == 200 and str(response.json().get("health")).lower() == "true"

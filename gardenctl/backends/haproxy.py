@@ -7,9 +7,7 @@ import io
 import re
 import socket
 
-import httpx
-
-from gardenctl.backends.http import describe_transport_error
+from gardenctl.backends.http import HttpClient, HttpSettings, TransportError
 from gardenctl.errors import BackendError, BackendUnreachable, GardenError
 from gardenctl.model import HAProxyBackend, HAProxyServer, HAProxyState, parse_int
 
@@ -133,9 +131,9 @@ class HAProxyClient:
         if ";csv" not in url:
             url = url.rstrip("/") + ";csv"
         try:
-            response = httpx.get(url, timeout=self.timeout_seconds, trust_env=False)
-        except httpx.HTTPError as exc:
-            raise BackendUnreachable(f"haproxy: {url}: {describe_transport_error(exc)}") from exc
+            response = HttpClient(HttpSettings(timeout_seconds=self.timeout_seconds)).get(url)
+        except TransportError as exc:
+            raise BackendUnreachable(f"haproxy: {url}: {exc.reason}") from exc
         if response.status_code != 200:
             raise BackendError(f"haproxy: {url} answered HTTP {response.status_code}", status=response.status_code)
         return response.text

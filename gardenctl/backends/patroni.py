@@ -1,4 +1,5 @@
-"""Patroni REST API adapter (httpx). Returns model types; every failure is a GardenError."""
+"""Patroni REST API adapter (over the HTTP chokepoint in backends/http.py). Returns model types; every failure is a
+GardenError."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
-import httpx
 
 from gardenctl.backends.http import HttpSettings, json_of, make_client, request
 from gardenctl.errors import BackendError, BackendUnreachable, GardenError
@@ -244,7 +244,7 @@ class PatroniClient:
                     timeout=max(self.http.timeout_seconds, 30.0),
                 )
             except BackendUnreachable as exc:
-                if not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+                if getattr(exc.__cause__, "request_sent", True):
                     # Sent, but no answer (read timeout, dropped connection): it may be running. Asking another
                     # member could start a second one (F03), so report "status unknown" like Patroni's own 503.
                     return ActionAnswer(status=503, text=f"status unknown: no answer from {ep} after the request was sent ({exc.message})")

@@ -10,7 +10,7 @@ Every command that talks to a cluster gets its adapters here, so timeouts, TLS a
 ``timeout`` (seconds, per endpoint) defaults to the context's ``request-timeout-seconds``. Secrets are resolved
 here (``Secret.resolve``) and raise `ConfigError` when the environment variable or file is missing.
 
-Importing this module is cheap: the adapter modules (httpx, psycopg) are imported by the function that needs them.
+Importing this module is cheap: the adapter modules (and psycopg) are imported by the function that needs them.
 """
 
 from __future__ import annotations
@@ -28,20 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from gardenctl.config import ClusterConfig, TLSConfig
 
 
-def _skip_httpx_cli() -> None:
-    """httpx imports its own command-line client (``httpx._main``: click, rich.progress, pygments) when it is
-    imported, unless that import fails - the path httpx takes when its optional ``cli`` extra is not installed.
-    gardenctl never uses it and it costs ~50 ms of every ``check``, so mark it absent before httpx is first imported.
-    (A ``None`` entry in ``sys.modules`` makes that import raise ImportError; nothing else changes.)"""
-    import sys
-
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-
-_skip_httpx_cli()
-
-
 def effective_timeout(cluster: "ClusterConfig", timeout: float | None = None) -> float:
     """The per-endpoint timeout: the flag when given, else the context's ``request-timeout-seconds``."""
     if timeout is None:
@@ -56,8 +42,7 @@ def _http_settings(
 ) -> "HttpSettings":
     from gardenctl.backends.http import HttpSettings
 
-    # Certificate verification only matters for https endpoints. Loading the default CA bundle costs ~80 ms per
-    # client, which is most of a cron check's budget, so plain-http contexts skip it (nothing to verify there).
+    # Certificate verification only matters for https endpoints (the TLS context is only built for https URLs).
     uses_tls = any(e.lower().startswith("https://") for e in endpoints)
     return HttpSettings(
         timeout_seconds=timeout,
