@@ -409,6 +409,14 @@ class HAProxyServer:
         return self.status in ("MAINT", "DRAIN")
 
     @property
+    def standing_by(self) -> bool:
+        """DOWN because Patroni's check answered "not me" (503), as every non-primary in a read-write backend is
+        (field case F06). While a check runs HAProxy shows the last status with no code, so that counts too."""
+        if self.status != "DOWN" or self.check_status != "L7STS":
+            return False
+        return self.check_code == 503 or (self.check_code is None and self.check_in_progress)
+
+    @property
     def check_unreachable(self) -> bool:
         """The health check could not reach the member's REST API at all (L4CON/L4TOUT), unlike a 503 answer."""
         return (self.check_status or "") in ("L4CON", "L4TOUT", "SOCKERR", "L6TOUT", "L7TOUT")

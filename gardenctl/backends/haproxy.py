@@ -67,7 +67,8 @@ def parse_stat_csv(text: str, rw_backend: str | None = None, ro_backend: str | N
                 backup=(row.get("bck") or "").strip() == "1",
                 check_status=check_status or None,
                 check_in_progress=in_progress,
-                check_code=parse_int(row.get("check_code")),
+                # HAProxy shows code 0 while a check runs (and before the first one): no code, not a code of 0.
+                check_code=parse_int(row.get("check_code")) or None,
                 check_duration_ms=parse_int(row.get("check_duration")),
                 last_change_seconds=parse_int(row.get("lastchg")),
                 current_sessions=parse_int(row.get("scur")),

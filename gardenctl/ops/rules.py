@@ -746,7 +746,7 @@ def _haproxy_servers(inp: RuleInput) -> Iterable[Finding]:
                             where,
                         )
                     )
-                elif s.check_status == "L7STS" and s.check_code == 503:
+                elif s.standing_by:
                     continue  # standing by: Patroni says "not the primary" (rw) / "not a usable replica" (ro)
                 elif s.transition:
                     continue  # coming up (DOWN n/m): passing checks, not yet enough of them

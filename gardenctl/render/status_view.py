@@ -230,7 +230,7 @@ def server_note(s: HAProxyServer, state: HAProxyState) -> str:
     if s.status == "DOWN":
         if s.check_unreachable:
             return f"REST API unreachable{role}"
-        if s.check_status == "L7STS" and s.check_code == 503:
+        if s.standing_by:
             return f"standing by{role}"
         if s.transition:
             return f"coming up {s.transition}{role}"
@@ -270,7 +270,7 @@ def _haproxy(state: HAProxyState, elapsed: float | None, compact: bool) -> list[
             status = Text(s.status + (f" {s.transition}" if s.transition else "") + (f" ({s.status_detail})" if s.status_detail and not compact else ""))
             if s.status == "UP":
                 status.stylize("green")
-            elif s.status == "DOWN" and not (s.check_status == "L7STS" and s.check_code == 503):
+            elif s.status == "DOWN" and not s.standing_by:
                 status.stylize("red")
             elif s.status != "DOWN":
                 status.stylize("yellow")

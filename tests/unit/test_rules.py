@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from gardenctl.backends.haproxy import parse_stat_csv
 from gardenctl.config import Thresholds
 from gardenctl.errors import ConfigError
 from gardenctl.model import Probe, Severity
@@ -475,6 +476,23 @@ def test_f06_rest_api_unreachable_is_a_warning_even_in_read_write(check):
     ]
     assert of(findings, "haproxy_rw")[0][0] is OK
     assert worst(findings) is WARNING
+
+
+@pytest.mark.parametrize(("backend", "status", "check"), [("pg_rw", "DOWN", "* L7STS"), ("pg_rw", "UP", "* L7OK"), ("pg_ro", "DOWN", "* L7STS")])
+def test_f06_a_check_in_progress_shows_code_0_and_changes_nothing(backend, status, check):
+    # Seen on the lab: while a check runs, HAProxy prefixes the last result with "* " and reports check_code 0.
+    server = "node-a" if status == "UP" and backend == "pg_rw" else ("node-b" if backend == "pg_rw" else "node-a")
+    s = Scenario(haproxy=routed_csv("node-a", NODES, overrides={(backend, server): (status, check, 0)}))
+    findings = run(s)
+    assert worst(findings) is OK, [f for f in findings if f.severity is not OK]
+    parsed = parse_stat_csv(s.haproxy, "pg_rw", "pg_ro")
+    row = next(x for x in parsed.servers if (x.backend, x.name) == (backend, server))
+    assert row.check_in_progress and row.check_code is None
+
+
+def test_f06_a_finished_l7sts_other_than_503_is_a_warning():
+    s = Scenario(haproxy=routed_csv("node-a", NODES, overrides={("pg_rw", "node-b"): ("DOWN", "L7STS", 500)}))
+    assert of(run(s), "haproxy_servers") == [(WARNING, "pg_rw/node-b is DOWN (check L7STS 500)")]
 
 
 def test_server_matched_to_the_leader_by_address_when_names_differ():
