@@ -501,6 +501,16 @@ class Check:
     overridable: bool = False
 
 
+def blocking_checks(checks: "tuple[Check, ...] | list[Check]", force: bool) -> tuple[Check, ...]:
+    """The failed checks that stop an operation: every one, except the overridable ones under ``--force``."""
+    return tuple(c for c in checks if not c.ok and not (force and c.overridable))
+
+
+def overridden_checks(checks: "tuple[Check, ...] | list[Check]", force: bool) -> tuple[Check, ...]:
+    """The failed checks that ``--force`` let through (shown, so nobody forgets what was skipped)."""
+    return tuple(c for c in checks if not c.ok and force and c.overridable)
+
+
 @dataclass(frozen=True, slots=True)
 class Moment:
     """Seconds since the operation started at which something was observed."""

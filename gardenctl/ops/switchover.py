@@ -52,7 +52,7 @@ from gardenctl.errors import (
     OperationTimeout,
     PreconditionFailed,
 )
-from gardenctl.model import Check, EtcdCluster, Moment, PatroniCluster, PatroniMember
+from gardenctl.model import Check, EtcdCluster, Moment, PatroniCluster, PatroniMember, blocking_checks, overridden_checks
 from gardenctl.wait import REAL_CLOCK, Clock, wait_until
 
 SWITCHOVER = "switchover"
@@ -162,11 +162,11 @@ class Preflight:
 
     @property
     def blocking(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok and not (self.force and c.overridable))
+        return blocking_checks(self.checks, self.force)
 
     @property
     def overridden(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok and self.force and c.overridable)
+        return overridden_checks(self.checks, self.force)
 
     @property
     def ok(self) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gardenctl.model import Check
+from gardenctl.model import Check, blocking_checks, overridden_checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +140,11 @@ class DrillPlan:
 
     @property
     def blocking(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok and not (self.force and c.overridable))
+        return blocking_checks(self.checks, self.force)
 
     @property
     def overridden(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok and self.force and c.overridable)
+        return overridden_checks(self.checks, self.force)
 
     @property
     def ok(self) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 from gardenctl.backends.kube import ApplyOutcome, ObjectRef
 from gardenctl.errors import GardenError, OperationFailed, PreconditionFailed
-from gardenctl.model import Check, Moment
+from gardenctl.model import Check, Moment, blocking_checks
 from gardenctl.ops.migrate import diff as d
 from gardenctl.ops.migrate.checks import CheckEnv, run_checks
 from gardenctl.ops.migrate.playbook import DEFAULT_ROLLOUT_TIMEOUT_SECONDS, PhasePlaybook, load_phase_playbook
@@ -130,7 +130,7 @@ class PhasePlan:
 
     @property
     def blocking(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.preflight if not c.ok and not (self.force and c.overridable))
+        return blocking_checks(self.preflight, self.force)
 
     @property
     def ok(self) -> bool:
