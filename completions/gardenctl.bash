@@ -4,11 +4,13 @@
 
 _gardenctl_subcommands() {
     case "$1" in
-        "") echo 'status check switchover failover history lab config drill bootstrap k9s' ;;
+        "") echo 'status check switchover failover history lab config drill bootstrap migrate-phase db k9s' ;;
         "lab") echo 'up down status logs' ;;
         "config") echo 'view get-contexts use-context current-context' ;;
         "drill") echo 'list run history' ;;
         "bootstrap") echo 'plan apply destroy render' ;;
+        "migrate-phase") echo 'status plan apply rollback' ;;
+        "db") echo 'prepare' ;;
         "k9s") echo 'plugins exec' ;;
     esac
 }
@@ -33,13 +35,20 @@ _gardenctl_options() {
         "config current-context") echo '--config -c --context --help -h' ;;
         "drill") echo '--help -h' ;;
         "drill list") echo '--config -c --output -o --help -h' ;;
-        "drill run") echo '--playbook --repeat -n --report --rate --failsafe --no-failsafe --recovery-timeout --force --yes -y --dry-run --config -c --context --output -o --help -h' ;;
+        "drill run") echo '--playbook --repeat -n --report --rate --failsafe --no-failsafe --recovery-timeout --probe-log --force --yes -y --dry-run --config -c --context --output -o --help -h' ;;
         "drill history") echo '--playbook -p --all-contexts --limit -l --config -c --context --output -o --help -h' ;;
         "bootstrap") echo '--help -h' ;;
         "bootstrap plan") echo '--config -c --context --output -o --help -h' ;;
         "bootstrap apply") echo '--yes -y --dry-run --infra-only --kubeconfig --parallel --config -c --context --output -o --help -h' ;;
         "bootstrap destroy") echo '--yes -y --cluster-name --dry-run --config -c --context --output -o --help -h' ;;
         "bootstrap render") echo '--config -c --context --output -o --help -h' ;;
+        "migrate-phase") echo '--help -h' ;;
+        "migrate-phase status") echo '--manifests --playbooks --config -c --context --output -o --help -h' ;;
+        "migrate-phase plan") echo '--force --force-conflicts --break-lock --manifests --playbooks --config -c --context --output -o --help -h' ;;
+        "migrate-phase apply") echo '--yes -y --dry-run --force --force-conflicts --break-lock --timeout --reason --manifests --playbooks --config -c --context --output -o --help -h' ;;
+        "migrate-phase rollback") echo '--yes -y --dry-run --force --force-conflicts --break-lock --timeout --reason --manifests --playbooks --config -c --context --output -o --help -h' ;;
+        "db") echo '--help -h' ;;
+        "db prepare") echo '--passwords-file --no-vector --yes -y --dry-run --reason --config -c --context --output -o --help -h' ;;
         "k9s") echo '--config -c --context --readonly --namespace -n --all-namespaces -A --help -h' ;;
         "k9s plugins") echo '--write --path --command --help -h' ;;
         "k9s exec") echo '--config -c --context --kube-context --bridge-service --pause --help -h' ;;
@@ -63,12 +72,17 @@ _gardenctl_value_options() {
         "config use-context") echo '--config -c' ;;
         "config current-context") echo '--config -c --context' ;;
         "drill list") echo '--config -c --output -o' ;;
-        "drill run") echo '--playbook --repeat -n --report --rate --recovery-timeout --config -c --context --output -o' ;;
+        "drill run") echo '--playbook --repeat -n --report --rate --recovery-timeout --probe-log --config -c --context --output -o' ;;
         "drill history") echo '--playbook -p --limit -l --config -c --context --output -o' ;;
         "bootstrap plan") echo '--config -c --context --output -o' ;;
         "bootstrap apply") echo '--kubeconfig --parallel --config -c --context --output -o' ;;
         "bootstrap destroy") echo '--cluster-name --config -c --context --output -o' ;;
         "bootstrap render") echo '--config -c --context --output -o' ;;
+        "migrate-phase status") echo '--manifests --playbooks --config -c --context --output -o' ;;
+        "migrate-phase plan") echo '--manifests --playbooks --config -c --context --output -o' ;;
+        "migrate-phase apply") echo '--timeout --reason --manifests --playbooks --config -c --context --output -o' ;;
+        "migrate-phase rollback") echo '--timeout --reason --manifests --playbooks --config -c --context --output -o' ;;
+        "db prepare") echo '--passwords-file --reason --config -c --context --output -o' ;;
         "k9s") echo '--config -c --context --namespace -n' ;;
         "k9s plugins") echo '--path --command' ;;
         "k9s exec") echo '--config -c --context --kube-context --bridge-service' ;;
@@ -106,6 +120,7 @@ _gardenctl_option_values() {
         "drill list|--output"|"drill list|-o") echo 'table json yaml' ;;
         "drill run|--playbook") echo '@file' ;;
         "drill run|--report") echo '@file' ;;
+        "drill run|--probe-log") echo '@file' ;;
         "drill run|--config"|"drill run|-c") echo '@file' ;;
         "drill run|--output"|"drill run|-o") echo 'table json yaml' ;;
         "drill history|--config"|"drill history|-c") echo '@file' ;;
@@ -119,6 +134,16 @@ _gardenctl_option_values() {
         "bootstrap destroy|--output"|"bootstrap destroy|-o") echo 'table json yaml' ;;
         "bootstrap render|--config"|"bootstrap render|-c") echo '@file' ;;
         "bootstrap render|--output"|"bootstrap render|-o") echo 'table json yaml' ;;
+        "migrate-phase status|--config"|"migrate-phase status|-c") echo '@file' ;;
+        "migrate-phase status|--output"|"migrate-phase status|-o") echo 'table json yaml' ;;
+        "migrate-phase plan|--config"|"migrate-phase plan|-c") echo '@file' ;;
+        "migrate-phase plan|--output"|"migrate-phase plan|-o") echo 'table json yaml' ;;
+        "migrate-phase apply|--config"|"migrate-phase apply|-c") echo '@file' ;;
+        "migrate-phase apply|--output"|"migrate-phase apply|-o") echo 'table json yaml' ;;
+        "migrate-phase rollback|--config"|"migrate-phase rollback|-c") echo '@file' ;;
+        "migrate-phase rollback|--output"|"migrate-phase rollback|-o") echo 'table json yaml' ;;
+        "db prepare|--config"|"db prepare|-c") echo '@file' ;;
+        "db prepare|--output"|"db prepare|-o") echo 'table json yaml' ;;
         "k9s|--config"|"k9s|-c") echo '@file' ;;
         "k9s plugins|--path") echo '@file' ;;
         "k9s exec|--config"|"k9s exec|-c") echo '@file' ;;

@@ -5,22 +5,26 @@
 
 _gardenctl_names() {
     case "$1" in
-        "") print -r -- 'status check switchover failover history lab config drill bootstrap k9s' ;;
+        "") print -r -- 'status check switchover failover history lab config drill bootstrap migrate-phase db k9s' ;;
         "lab") print -r -- 'up down status logs' ;;
         "config") print -r -- 'view get-contexts use-context current-context' ;;
         "drill") print -r -- 'list run history' ;;
         "bootstrap") print -r -- 'plan apply destroy render' ;;
+        "migrate-phase") print -r -- 'status plan apply rollback' ;;
+        "db") print -r -- 'prepare' ;;
         "k9s") print -r -- 'plugins exec' ;;
     esac
 }
 
 _gardenctl_commands() {
     case "$1" in
-        "") print -rl -- 'status:Show every layer of the cluster at once: Patroni members (role, sta...' 'check:Run the health rules once and answer like a monitoring plugin (Nagi...' 'switchover:Move the leader role to a healthy replica, and verify that clients...' 'failover:Promote a named replica when the leader is down (or must go now)' 'history:Show what was done to the cluster: the operation journal (every swi...' 'lab:A real local HA cluster on loopback: 3 etcd members, 3 Patroni node...' 'config:Show and switch cluster contexts in the config file' 'drill:Failover drills: break the cluster on purpose (a switchover, a kill...' 'bootstrap:Stand up a GardenOS cluster on Hetzner Cloud: servers, private netw...' 'k9s:K9s, the terminal UI for Kubernetes, on this cluster'\''s K3s, with sh...' ;;
+        "") print -rl -- 'status:Show every layer of the cluster at once: Patroni members (role, sta...' 'check:Run the health rules once and answer like a monitoring plugin (Nagi...' 'switchover:Move the leader role to a healthy replica, and verify that clients...' 'failover:Promote a named replica when the leader is down (or must go now)' 'history:Show what was done to the cluster: the operation journal (every swi...' 'lab:A real local HA cluster on loopback: 3 etcd members, 3 Patroni node...' 'config:Show and switch cluster contexts in the config file' 'drill:Failover drills: break the cluster on purpose (a switchover, a kill...' 'bootstrap:Stand up a GardenOS cluster on Hetzner Cloud: servers, private netw...' 'migrate-phase:Move the GardenOS services through the phases of manifests/ (1: Sup...' 'db:Prepare the PostgreSQL cluster for the GardenOS services (Supabase...' 'k9s:K9s, the terminal UI for Kubernetes, on this cluster'\''s K3s, with sh...' ;;
         "lab") print -rl -- 'up:Start the lab and wait until it is really ready: etcd healthy, 1 le...' 'down:Stop exactly the processes the lab started (by PID): HAProxy, Patro...' 'status:Show the lab'\''s processes (PIDs, running or not, log files)' 'logs:Print the log of one lab process' ;;
         "config") print -rl -- 'view:Print the config file with secrets redacted (passwords are referenc...' 'get-contexts:List the cluster contexts; the current one is marked with *' 'use-context:Make NAME the current context' 'current-context:Print the context commands will use (after --context / GARDENCTL_CO...' ;;
         "drill") print -rl -- 'list:List the drill playbooks: the shipped ones and yours (in drills/ ne...' 'run:Run the drill NAME (or the playbook in --playbook FILE) and judge it' 'history:Every drill run with its figures (state directory, drill-history.js...' ;;
         "bootstrap") print -rl -- 'plan:Show what `apply` would create, change or keep, like a terraform plan' 'apply:Create what the plan says, in dependency order, then install K3s ov...' 'destroy:Delete every Hetzner resource labelled gardenos/cluster=<name>, and...' 'render:Write every file gardenctl would send, per node, for review: offlin...' ;;
+        "migrate-phase") print -rl -- 'status:The recorded phase of this cluster, its history (who moved it when)...' 'plan:What applying phase N would change, and whether its preflight passes' 'apply:Move the cluster to phase N: plan and preflight, ask, then claim th...' 'rollback:Return to the previous phase (recorded phase - 1) the same way appl...' ;;
+        "db") print -rl -- 'prepare:Create what an external PostgreSQL needs before the Supabase compon...' ;;
         "k9s") print -rl -- 'plugins:Print the k9s plugins (k9s >= 0.32 format), or install them with --...' 'exec:Run a gardenctl command for the cluster k9s is showing (what the k9...' ;;
     esac
 }
@@ -45,13 +49,20 @@ _gardenctl_options() {
         "config current-context") print -rl -- '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--help:Show help and exit' '-h:Show help and exit' ;;
         "drill") print -rl -- '--help:Show help and exit' '-h:Show help and exit' ;;
         "drill list") print -rl -- '--config:Config file' '-c:Config file' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
-        "drill run") print -rl -- '--playbook:Run the playbook in this YAML file instead of a named one' '--repeat:Run it N times in a row (stops early if the cluster is not healthy...' '-n:Run it N times in a row (stops early if the cluster is not healthy...' '--report:Also write a Markdown report (figures, thresholds, timeline) to thi...' '--rate:Probe writes (and reads) per second; default: the playbook'\''s (20)' '--failsafe:Turn Patroni'\''s failsafe_mode on/off for the drill (PATCH /config),...' '--no-failsafe:Turn Patroni'\''s failsafe_mode on/off for the drill (PATCH /config),...' '--recovery-timeout:Seconds to wait for full health after the drill' '--force:Run even if the preflight finds the cluster unhealthy (a replica no...' '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--dry-run:Show the plan and the preflight, change nothing' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "drill run") print -rl -- '--playbook:Run the playbook in this YAML file instead of a named one' '--repeat:Run it N times in a row (stops early if the cluster is not healthy...' '-n:Run it N times in a row (stops early if the cluster is not healthy...' '--report:Also write a Markdown report (figures, thresholds, timeline) to thi...' '--rate:Probe writes (and reads) per second; default: the playbook'\''s (20)' '--failsafe:Turn Patroni'\''s failsafe_mode on/off for the drill (PATCH /config),...' '--no-failsafe:Turn Patroni'\''s failsafe_mode on/off for the drill (PATCH /config),...' '--recovery-timeout:Seconds to wait for full health after the drill' '--probe-log:Append every probe attempt (id, times, server, timeline, error) as...' '--force:Run even if the preflight finds the cluster unhealthy (a replica no...' '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--dry-run:Show the plan and the preflight, change nothing' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "drill history") print -rl -- '--playbook:Only runs of this playbook' '-p:Only runs of this playbook' '--all-contexts:Runs on every context, not just the current one' '--limit:Show the newest N runs (0: all)' '-l:Show the newest N runs (0: all)' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "bootstrap") print -rl -- '--help:Show help and exit' '-h:Show help and exit' ;;
         "bootstrap plan") print -rl -- '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "bootstrap apply") print -rl -- '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--dry-run:Show the plan and the preflight, change nothing' '--infra-only:Create the Hetzner resources only; skip K3s, kubeconfig and the bridge' '--kubeconfig:Kubeconfig to merge the cluster'\''s context into (0600)' '--parallel:Servers created at the same time' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "bootstrap destroy") print -rl -- '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--cluster-name:With --yes: the cluster'\''s name, typed out, as the confirmation (mus...' '--dry-run:Show the plan and the preflight, change nothing' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "bootstrap render") print -rl -- '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "migrate-phase") print -rl -- '--help:Show help and exit' '-h:Show help and exit' ;;
+        "migrate-phase status") print -rl -- '--manifests:The manifests directory (with phases/phase-N)' '--playbooks:Directory of the phase playbooks (phase-N.yaml: preflight and post-...' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "migrate-phase plan") print -rl -- '--force:Allow a step of more than one phase, and go ahead despite failed pr...' '--force-conflicts:Take over fields another field manager (kubectl, a controller) owns...' '--break-lock:Take over the migration claim another run left in etcd (only when t...' '--manifests:The manifests directory (with phases/phase-N)' '--playbooks:Directory of the phase playbooks (phase-N.yaml: preflight and post-...' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "migrate-phase apply") print -rl -- '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--dry-run:Show the plan and the preflight, change nothing' '--force:Allow a step of more than one phase, and go ahead despite failed pr...' '--force-conflicts:Take over fields another field manager (kubectl, a controller) owns...' '--break-lock:Take over the migration claim another run left in etcd (only when t...' '--timeout:How long to wait for every workload of the phase to roll out' '--reason:Why you do this (a ticket); recorded in the operation journal' '--manifests:The manifests directory (with phases/phase-N)' '--playbooks:Directory of the phase playbooks (phase-N.yaml: preflight and post-...' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "migrate-phase rollback") print -rl -- '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--dry-run:Show the plan and the preflight, change nothing' '--force:Allow a step of more than one phase, and go ahead despite failed pr...' '--force-conflicts:Take over fields another field manager (kubectl, a controller) owns...' '--break-lock:Take over the migration claim another run left in etcd (only when t...' '--timeout:How long to wait for every workload of the phase to roll out' '--reason:Why you do this (a ticket); recorded in the operation journal' '--manifests:The manifests directory (with phases/phase-N)' '--playbooks:Directory of the phase playbooks (phase-N.yaml: preflight and post-...' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "db") print -rl -- '--help:Show help and exit' '-h:Show help and exit' ;;
+        "db prepare") print -rl -- '--passwords-file:The role passwords as key=value lines: supabase-password (supabase_...' '--no-vector:Do not ask for the pgvector extension (then a server without pgvect...' '--yes:Do not ask for confirmation' '-y:Do not ask for confirmation' '--dry-run:Show the plan and the preflight, change nothing' '--reason:Why you do this; recorded in the operation journal' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "k9s") print -rl -- '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--readonly:Start k9s read-only (no edits, deletes or dangerous plugins such as...' '--namespace:Namespace k9s opens in (default: kubernetes.namespace, else gardenos)' '-n:Namespace k9s opens in (default: kubernetes.namespace, else gardenos)' '--all-namespaces:Open k9s on all namespaces' '-A:Open k9s on all namespaces' '--help:Show help and exit' '-h:Show help and exit' ;;
         "k9s plugins") print -rl -- '--write:Install into the k9s plugins file, keeping every other plugin in it...' '--path:Plugins file to write (default: $K9S_CONFIG_DIR/plugins.yaml, else...' '--command:How k9s should call gardenctl (a name on k9s'\'' PATH or an absolute p...' '--help:Show help and exit' '-h:Show help and exit' ;;
         "k9s exec") print -rl -- '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--kube-context:k9s'\'' current kube context ($CONTEXT): selects the gardenctl cluster...' '--bridge-service:The selected resource ($NAME); refuse unless it is a bridge service...' '--pause:Wait for Enter afterwards (when on a terminal), so the output stays...' '--help:Show help and exit' '-h:Show help and exit' ;;
@@ -75,12 +86,17 @@ _gardenctl_value_options() {
         "config use-context") print -r -- '--config -c' ;;
         "config current-context") print -r -- '--config -c --context' ;;
         "drill list") print -r -- '--config -c --output -o' ;;
-        "drill run") print -r -- '--playbook --repeat -n --report --rate --recovery-timeout --config -c --context --output -o' ;;
+        "drill run") print -r -- '--playbook --repeat -n --report --rate --recovery-timeout --probe-log --config -c --context --output -o' ;;
         "drill history") print -r -- '--playbook -p --limit -l --config -c --context --output -o' ;;
         "bootstrap plan") print -r -- '--config -c --context --output -o' ;;
         "bootstrap apply") print -r -- '--kubeconfig --parallel --config -c --context --output -o' ;;
         "bootstrap destroy") print -r -- '--cluster-name --config -c --context --output -o' ;;
         "bootstrap render") print -r -- '--config -c --context --output -o' ;;
+        "migrate-phase status") print -r -- '--manifests --playbooks --config -c --context --output -o' ;;
+        "migrate-phase plan") print -r -- '--manifests --playbooks --config -c --context --output -o' ;;
+        "migrate-phase apply") print -r -- '--timeout --reason --manifests --playbooks --config -c --context --output -o' ;;
+        "migrate-phase rollback") print -r -- '--timeout --reason --manifests --playbooks --config -c --context --output -o' ;;
+        "db prepare") print -r -- '--passwords-file --reason --config -c --context --output -o' ;;
         "k9s") print -r -- '--config -c --context --namespace -n' ;;
         "k9s plugins") print -r -- '--path --command' ;;
         "k9s exec") print -r -- '--config -c --context --kube-context --bridge-service' ;;
@@ -118,6 +134,7 @@ _gardenctl_option_values() {
         "drill list|--output"|"drill list|-o") print -r -- 'table json yaml' ;;
         "drill run|--playbook") print -r -- '@file' ;;
         "drill run|--report") print -r -- '@file' ;;
+        "drill run|--probe-log") print -r -- '@file' ;;
         "drill run|--config"|"drill run|-c") print -r -- '@file' ;;
         "drill run|--output"|"drill run|-o") print -r -- 'table json yaml' ;;
         "drill history|--config"|"drill history|-c") print -r -- '@file' ;;
@@ -131,6 +148,16 @@ _gardenctl_option_values() {
         "bootstrap destroy|--output"|"bootstrap destroy|-o") print -r -- 'table json yaml' ;;
         "bootstrap render|--config"|"bootstrap render|-c") print -r -- '@file' ;;
         "bootstrap render|--output"|"bootstrap render|-o") print -r -- 'table json yaml' ;;
+        "migrate-phase status|--config"|"migrate-phase status|-c") print -r -- '@file' ;;
+        "migrate-phase status|--output"|"migrate-phase status|-o") print -r -- 'table json yaml' ;;
+        "migrate-phase plan|--config"|"migrate-phase plan|-c") print -r -- '@file' ;;
+        "migrate-phase plan|--output"|"migrate-phase plan|-o") print -r -- 'table json yaml' ;;
+        "migrate-phase apply|--config"|"migrate-phase apply|-c") print -r -- '@file' ;;
+        "migrate-phase apply|--output"|"migrate-phase apply|-o") print -r -- 'table json yaml' ;;
+        "migrate-phase rollback|--config"|"migrate-phase rollback|-c") print -r -- '@file' ;;
+        "migrate-phase rollback|--output"|"migrate-phase rollback|-o") print -r -- 'table json yaml' ;;
+        "db prepare|--config"|"db prepare|-c") print -r -- '@file' ;;
+        "db prepare|--output"|"db prepare|-o") print -r -- 'table json yaml' ;;
         "k9s|--config"|"k9s|-c") print -r -- '@file' ;;
         "k9s plugins|--path") print -r -- '@file' ;;
         "k9s exec|--config"|"k9s exec|-c") print -r -- '@file' ;;
