@@ -49,7 +49,8 @@ SCRAM_ITERATIONS = 4096
 PGVECTOR_HINT = (
     "install pgvector on EVERY database node - it is not in Debian 12's own repositories; PGDG's apt repository "
     "(apt.postgresql.org) ships it as postgresql-15-pgvector (postgresql-<major>-pgvector) - then re-run "
-    "`gardenctl db prepare`; or pass --no-vector if nothing needs the `vector` type"
+    "`gardenctl db prepare` (for the local lab: scripts/install-pgvector builds it from Debian's source); "
+    "or pass --no-vector if nothing needs the `vector` type"
 )
 
 
