@@ -24,7 +24,7 @@ _gardenctl_options() {
         "failover") echo '--candidate --yes -y --dry-run --reason --force --max-lag --timeout --config -c --context --output -o --help -h' ;;
         "history") echo '--limit -n --all-contexts --config -c --context --output -o --help -h' ;;
         "lab") echo '--help -h' ;;
-        "lab up") echo '--dir --base-port --sync --pg-bindir --run-as --context-name --timeout --config -c --output -o --help -h' ;;
+        "lab up") echo '--dir --base-port --sync --no-sync --pg-bindir --run-as --context-name --timeout --config -c --output -o --help -h' ;;
         "lab down") echo '--dir --purge --help -h' ;;
         "lab status") echo '--dir --output -o --help -h' ;;
         "lab logs") echo '--lines -n --follow -f --dir --help -h' ;;

@@ -185,7 +185,7 @@ complete -c gardenctl -n '__gardenctl_at \'lab\'' -a 'logs' -d 'Print the log of
 complete -c gardenctl -n '__gardenctl_at \'lab\'' -l 'help' -s 'h' -d 'Show help and exit'
 complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'dir' -r -a '(__fish_complete_directories)' -d 'Lab directory'
 complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'base-port' -x -d 'First port of the lab\'s range (it uses base..base+42)'
-complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'sync' -d 'Start with Patroni synchronous_mode on (no acknowledged write lost...'
+complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'sync' -l 'no-sync' -d 'Start with Patroni synchronous_mode on (no acknowledged write lost...'
 complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'pg-bindir' -x -d 'PostgreSQL server binaries (default: pg_config --bindir, then /usr/...'
 complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'run-as' -x -d 'Unprivileged user for Patroni/PostgreSQL when running as root (defa...'
 complete -c gardenctl -n '__gardenctl_at \'lab up\'' -l 'context-name' -x -d 'Name of the context written to the config file'

@@ -498,12 +498,23 @@ def load_config(path: Path | None = None) -> Config:
 def select_cluster(config: Config, context: str | None = None) -> ClusterConfig:
     """The cluster named by ``context`` (flag or GARDENCTL_CONTEXT, already merged by the caller) or the current one."""
     if not config.exists:
-        raise ConfigError(
-            f"no config file at {config.path}",
-            hint="run `gardenctl lab up` to start a local lab and create a 'lab' context, "
-            "or write the file by hand (README: Configuration) and point --config / GARDENCTL_CONFIG at it",
-        )
+        if config.path.expanduser() != default_config_path().expanduser():  # --config / GARDENCTL_CONFIG named it
+            hint = (
+                "check the path given with --config / GARDENCTL_CONFIG; `gardenctl lab up --config "
+                f"{config.path}` would create it with a 'lab' context (format: README, Configuration)"
+            )
+        else:
+            hint = (
+                "run `gardenctl lab up` to start a local lab and create a 'lab' context, "
+                "or write the file by hand (README: Configuration) and point --config / GARDENCTL_CONFIG at it"
+            )
+        raise ConfigError(f"no config file at {config.path}", hint=hint)
     name = context or config.current_context
+    if not config.clusters:
+        raise ConfigError(
+            f"{config.path}: no clusters in it" + (f" (so no context {name!r})" if name else ""),
+            hint="run `gardenctl lab up` to start a local lab and create a 'lab' context, or add a cluster (README: Configuration)",
+        )
     if name is None:
         if len(config.clusters) == 1:
             return next(iter(config.clusters.values()))
@@ -573,6 +584,31 @@ def upsert_cluster(path: Path, name: str, cluster_raw: dict[str, Any], *, make_c
         if key not in new:
             new[key] = value
     write_raw(path, new)
+
+
+def remove_lab_contexts(path: Path | None, lab_dir: Path) -> tuple[Path, list[str]]:
+    """Drop every context whose ``lab-dir`` is ``lab_dir`` (after ``lab down --purge`` they point at nothing) and
+    unset ``current-context`` if it was one of them. Returns the file and the names removed (none: file untouched)."""
+    config = load_config(path)
+    if not config.exists:
+        return config.path, []
+    raw = _plain(config.raw)
+    clusters = raw.get("clusters") or {}
+    target = Path(lab_dir).resolve()
+    gone = [
+        name
+        for name, cluster in clusters.items()
+        if isinstance(cluster, dict) and cluster.get("lab-dir") and Path(str(cluster["lab-dir"])).expanduser().resolve() == target
+    ]
+    if not gone:
+        return config.path, []
+    for name in gone:
+        del clusters[name]
+    raw["clusters"] = clusters
+    if raw.get("current-context") in gone:
+        del raw["current-context"]
+    write_raw(config.path, raw)
+    return config.path, gone
 
 
 SECRET_KEY_HINTS = ("password", "token", "secret", "key-file")

@@ -60,6 +60,12 @@ class GardenError(Exception):
         return self.message
 
 
+class UsageError(GardenError):
+    """A command-line argument names something that does not exist or is not allowed (like click's usage errors)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(GardenError):
     """The configuration is missing, malformed or incomplete, or names something that does not exist."""
 

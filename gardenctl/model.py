@@ -293,6 +293,7 @@ class TimelineEntry:
 @dataclass(frozen=True, slots=True)
 class EtcdMember:
     __json_properties__ = ("id_hex",)
+    __json_strings__ = ("id",)  # a uint64: above 2**53, which jq and JavaScript cannot hold (etcd's gateway does the same)
 
     id: int
     name: str | None
@@ -329,6 +330,7 @@ class EtcdMember:
 
 @dataclass(frozen=True, slots=True)
 class EtcdAlarm:
+    __json_strings__ = ("member_id",)
     member_id: int
     alarm: str
 

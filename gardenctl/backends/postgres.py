@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,29 @@ def _kwargs(ep: Endpoint) -> dict[str, Any]:
     return kwargs
 
 
+def pg_reason(exc: BaseException) -> str:
+    """PostgreSQL's or libpq's reason, on one line: the server's primary message for a failed statement; for a failed
+    connection 'connection refused', 'password authentication failed for user "x"', 'timeout expired'. libpq writes
+    'connection to server at "h", port p failed: REASON' per attempt plus tab-indented advice lines ('Is the server
+    running ...?'); the advice is dropped, the reasons kept."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    if primary:
+        return " ".join(str(primary).split())
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    reasons: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(("\t", " ", "Multiple connection attempts")):
+            continue
+        reason = line.rsplit(" failed: ", 1)[-1] if " failed: " in line else line
+        reason = re.sub(r"^(connection failed: |FATAL: |ERROR: )+", "", " ".join(reason.split()))
+        reason = reason[:1].lower() + reason[1:] if reason[:2] != reason[:2].upper() else reason
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return "; ".join(reasons) or " ".join(text.split())
+
+
 def connect(ep: Endpoint, *, autocommit: bool = True, statement_timeout_ms: int | None = 5000) -> Any:
     """A new connection, or `BackendUnreachable` / `BackendError` with PostgreSQL's own reason."""
     import psycopg
@@ -56,7 +80,7 @@ def connect(ep: Endpoint, *, autocommit: bool = True, statement_timeout_ms: int 
     try:
         conn = psycopg.connect(**_kwargs(ep), autocommit=autocommit)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = pg_reason(exc)
         if "password authentication failed" in reason or "no password supplied" in reason:
             raise BackendError(
                 f"postgres: {ep.where}: {reason}",
@@ -68,7 +92,7 @@ def connect(ep: Endpoint, *, autocommit: bool = True, statement_timeout_ms: int 
             conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
         except psycopg.Error as exc:
             conn.close()
-            raise BackendError(f"postgres: {ep.where}: {exc}") from exc
+            raise BackendError(f"postgres: {ep.where}: {pg_reason(exc)}") from exc
     return conn
 
 
@@ -84,7 +108,7 @@ def where_am_i(ep: Endpoint) -> Landing:
             "(SELECT timeline_id FROM pg_control_checkpoint())"
         ).fetchone()
     except psycopg.Error as exc:
-        raise BackendError(f"postgres: {ep.where}: {exc}") from exc
+        raise BackendError(f"postgres: {ep.where}: {pg_reason(exc)}") from exc
     finally:
         conn.close()
     return Landing(server_addr=row[0], server_port=row[1], in_recovery=bool(row[2]), system_identifier=row[3], timeline=row[4])
@@ -102,6 +126,6 @@ def can_write(ep: Endpoint) -> bool:
     except psycopg.errors.ReadOnlySqlTransaction:
         return False
     except psycopg.Error as exc:
-        raise BackendError(f"postgres: {ep.where}: {exc}") from exc
+        raise BackendError(f"postgres: {ep.where}: {pg_reason(exc)}") from exc
     finally:
         conn.close()

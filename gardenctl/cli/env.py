@@ -41,17 +41,17 @@ class Env:
     @property
     def out(self) -> Any:
         if self._out is None:
-            from rich.console import Console
+            from gardenctl.render import make_console
 
-            self._out = Console()
+            self._out = make_console()
         return self._out
 
     @property
     def err(self) -> Any:
         if self._err is None:
-            from rich.console import Console
+            from gardenctl.render import make_console
 
-            self._err = Console(stderr=True)
+            self._err = make_console(stderr=True)
         return self._err
 
     def config(self) -> Config:
@@ -68,4 +68,4 @@ class Env:
 
     def progress(self, message: str) -> None:
         """Progress goes to stderr; never mixed into the result on stdout."""
-        self.err.print(message, highlight=False, markup=False)
+        self.err.print(message, highlight=False, markup=False, soft_wrap=True)

@@ -34,8 +34,8 @@ def _lab(env, lab_dir: Path | None):  # noqa: ANN001, ANN202
 def up(
     ctx: typer.Context,
     lab_dir: DirOpt = None,
-    base_port: Annotated[int, typer.Option("--base-port", min=1024, max=65400, help="First port of the lab's range (it uses base..base+42).")] = 15400,
-    sync: Annotated[bool, typer.Option("--sync", help="Start with Patroni synchronous_mode on (no acknowledged write lost on failover).")] = False,
+    base_port: Annotated[Optional[int], typer.Option("--base-port", min=1024, max=65400, help="First port of the lab's range (it uses base..base+42). Default: 15400, or what an existing lab in --dir was made with.", show_default=False)] = None,
+    sync: Annotated[Optional[bool], typer.Option("--sync/--no-sync", help="Start with Patroni synchronous_mode on (no acknowledged write lost on failover). Default: off, or what an existing lab in --dir was made with.", show_default=False)] = None,
     pg_bindir: Annotated[Optional[str], typer.Option("--pg-bindir", help="PostgreSQL server binaries (default: pg_config --bindir, then /usr/lib/postgresql/*/bin).", show_default=False)] = None,
     run_as: Annotated[Optional[str], typer.Option("--run-as", help="Unprivileged user for Patroni/PostgreSQL when running as root (default: postgres).", show_default=False)] = None,
     context_name: Annotated[str, typer.Option("--context-name", help="Name of the context written to the config file.")] = "lab",
@@ -46,11 +46,16 @@ def up(
     """Start the lab and wait until it is really ready: etcd healthy, 1 leader + 2 streaming replicas, HAProxy routing
     read-write to the leader and read-only to a replica. Running it again on a running lab changes nothing."""
     from gardenctl.config import load_config, upsert_cluster
-    from gardenctl.lab import LabOptions
+    from gardenctl.lab import DEFAULT_BASE_PORT, LabOptions
 
     env = make_env(ctx, config)
     lab = _lab(env, lab_dir)
     env.config()  # a malformed config file is reported before anything starts
+    existing = lab.load_state()  # flags not given keep what an existing lab was made with
+    if base_port is None:
+        base_port = existing.base_port if existing is not None else DEFAULT_BASE_PORT
+    if sync is None:
+        sync = existing.synchronous_mode if existing is not None else False
     result = lab.up(LabOptions(lab_dir=lab.dir, base_port=base_port, synchronous_mode=sync, pg_bindir=pg_bindir, run_as=run_as), timeout_seconds=timeout)
     path = load_config(env.config_path).path
     upsert_cluster(path, context_name, result.context, make_current=True)
@@ -69,9 +74,31 @@ def down(
     lab = _lab(env, lab_dir)
     if lab.load_state() is None and not lab.dir.exists():
         env.progress(f"no lab in {lab.dir}; nothing to do")
+        if purge:
+            _forget_contexts(env, lab.dir)
         return
     stopped = lab.down(purge=purge)
-    env.progress(f"lab stopped ({len(stopped)} processes)" + (", data removed" if purge else ""))
+    env.progress(
+        (f"lab stopped ({len(stopped)} running process(es) stopped)" if stopped else "lab was not running")
+        + (", data removed" if purge else "")
+    )
+    if purge:
+        _forget_contexts(env, lab.dir)
+
+
+def _forget_contexts(env, lab_dir: Path) -> None:  # noqa: ANN001
+    """The purged lab's contexts point at nothing: remove them, so `status` says "no current context" instead of
+    failing on a password file that no longer exists. A config file gardenctl cannot read is left alone."""
+    from gardenctl.config import remove_lab_contexts
+    from gardenctl.errors import GardenError
+
+    try:
+        path, gone = remove_lab_contexts(env.config_path, lab_dir)
+    except GardenError as exc:
+        env.err.print(f"warning: contexts of the purged lab not removed: {exc.message}", highlight=False, markup=False, soft_wrap=True)
+        return
+    for name in gone:
+        env.progress(f"context {name!r} removed from {path} (its lab is gone; `gardenctl lab up` writes it again)")
 
 
 @lab_app.command("status")

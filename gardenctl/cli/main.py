@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from gardenctl import __version__
 from gardenctl.cli.common import RootOptions
 from gardenctl.errors import ExitCode, GardenError
+from gardenctl.render import make_console
 
 # typer 0.29 vendors its own click (typer._click); its Exit/Abort are typer.Exit/typer.Abort.
 from typer._click.exceptions import ClickException
@@ -124,7 +124,7 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     command = typer.main.get_command(app_for(argv))
     try:
         result = command.main(args=argv, prog_name="gardenctl", standalone_mode=False)

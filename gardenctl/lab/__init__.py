@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import yaml
 
-from gardenctl.errors import GardenError, OperationFailed, PreconditionFailed
+from gardenctl.errors import GardenError, OperationFailed, PreconditionFailed, UsageError
 from gardenctl.stack import Credentials, StackNode, StackSpec, Timing, etcd_args, haproxy_config, patroni_config
 from gardenctl.wait import REAL_CLOCK, Clock, wait_until
 
@@ -437,6 +437,13 @@ class Lab:
         existing = self.load_state()
         if existing is not None:
             status = self.status()
+            if status.running and (existing.base_port, existing.synchronous_mode) != (options.base_port, options.synchronous_mode):
+                raise PreconditionFailed(
+                    f"the lab in {self.dir} is running with base port {existing.base_port} and synchronous_mode "
+                    f"{existing.synchronous_mode}; this asks for base port {options.base_port} and synchronous_mode "
+                    f"{options.synchronous_mode}",
+                    hint="gardenctl lab down --purge first, or give a second lab its own --dir",
+                )
             if status.running:
                 self.progress(f"lab in {self.dir} is already running")
                 spec = self._spec(existing)
@@ -656,7 +663,7 @@ class Lab:
         """(Re)start one lab process by name: etcd0..2, node0..2, haproxy."""
         state = self.require_state()
         if name not in state.processes:
-            raise GardenError(f"no lab process named {name!r} (known: {', '.join(state.processes)})")
+            raise UsageError(f"no lab process named {name!r} (known: {', '.join(sorted(state.processes))})")
         rec = self._start(state, name)
         self.save_state(state)
         return rec
@@ -666,7 +673,7 @@ class Lab:
         state = self.require_state()
         rec = state.processes.get(name)
         if rec is None:
-            raise GardenError(f"no lab process named {name!r} (known: {', '.join(state.processes)})")
+            raise UsageError(f"no lab process named {name!r} (known: {', '.join(sorted(state.processes))})")
         hit = []
         pm = postmaster_pid(rec.data_dir) if postgres_too else None
         if pid_alive(rec.pid, rec.start_ticks):
@@ -718,11 +725,14 @@ class Lab:
         if state is not None:
             order = [r for r in state.processes.values() if r.kind == "haproxy"]
             order += [r for r in state.processes.values() if r.kind == "patroni"]
+            def said(rec: ProcRecord) -> None:
+                self.progress(f"stopped {rec.name}" if rec.name in stopped else f"{rec.name} was not running")
+
             for rec in order[:1]:
                 if pid_alive(rec.pid, rec.start_ticks):
                     stopped.append(rec.name)
                 self._stop(rec, 10)
-                self.progress(f"stopped {rec.name}")
+                said(rec)
             nodes = order[1:]
             for rec in nodes:
                 if pid_alive(rec.pid, rec.start_ticks):
@@ -730,12 +740,12 @@ class Lab:
                     os.kill(rec.pid, signal.SIGTERM)  # type: ignore[arg-type]
             for rec in nodes:
                 self._stop(rec, 40)
-                self.progress(f"stopped {rec.name}")
+                said(rec)
             for rec in (r for r in state.processes.values() if r.kind == "etcd"):
                 if pid_alive(rec.pid, rec.start_ticks):
                     stopped.append(rec.name)
                 self._stop(rec, 10)
-                self.progress(f"stopped {rec.name}")
+                said(rec)
             leftovers = [r.name for r in state.processes.values() if pid_alive(r.pid, r.start_ticks)]
             leftovers += [f"postgres of {r.name}" for r in state.processes.values() if r.kind == "patroni" and postmaster_pid(r.data_dir)]
             if leftovers:
@@ -827,7 +837,7 @@ class Lab:
     def log_path(self, name: str) -> Path:
         state = self.require_state()
         if name not in state.processes:
-            raise GardenError(f"no lab process named {name!r} (known: {', '.join(state.processes)})")
+            raise UsageError(f"no lab process named {name!r} (known: {', '.join(sorted(state.processes))})")
         return Path(state.processes[name].log)
 
     def spec(self) -> StackSpec:

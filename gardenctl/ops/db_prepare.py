@@ -46,6 +46,7 @@ PASSWORD_KEYS = ("supabase-password", "app-password", "kratos-password")
 PASSWORD_ENV = {key: "GARDENCTL_DB_" + key.replace("-password", "").upper() + "_PASSWORD" for key in PASSWORD_KEYS}
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 SCRAM_ITERATIONS = 4096
+VECTOR_CREATED = "extension vector"
 PGVECTOR_HINT = (
     "install pgvector on EVERY database node - it is not in Debian 12's own repositories; PGDG's apt repository "
     "(apt.postgresql.org) ships it as postgresql-15-pgvector (postgresql-<major>-pgvector) - then re-run "
@@ -167,7 +168,9 @@ class PgSession:
             cur = self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
             return list(cur.fetchall()) if cur.description else []
         except psycopg.Error as exc:
-            message = (getattr(exc.diag, "message_primary", None) or str(exc)).strip().splitlines()[0]
+            from gardenctl.backends.postgres import pg_reason
+
+            message = pg_reason(exc)
             raise BackendError(f"postgres {self.endpoint.where}: {what}: {message}", code=getattr(exc, "sqlstate", None)) from exc
 
     def commit(self) -> None:
@@ -176,7 +179,9 @@ class PgSession:
         try:
             self.conn.commit()
         except psycopg.Error as exc:
-            raise BackendError(f"postgres {self.endpoint.where}: commit: {exc}") from exc
+            from gardenctl.backends.postgres import pg_reason
+
+            raise BackendError(f"postgres {self.endpoint.where}: commit: {pg_reason(exc)}") from exc
 
     def close(self) -> None:
         try:
@@ -395,7 +400,7 @@ def apply_db_prepare(
         if vec.wanted and vec.available and not vec.installed:
             progress("creating extension vector (pgvector) in schema extensions ...")
             session.run(sql.load("db_prepare_vector.sql"), what="db_prepare_vector.sql")
-            created.append("extension vector")
+            created.append(VECTOR_CREATED)
         stored = _stored_passwords(session)
         for act in _password_actions(stored, passwords):
             if act.action == "set":

@@ -213,8 +213,8 @@ def evaluate_rules(
     for name in select_rules(only, skip):
         r = RULES[name]
         missing = [layer for layer in r.needs if layer not in inp.probes]
-        if missing:
-            continue  # not applicable: the layer is not configured / not collected
+        if missing or (r.layer in OPTIONAL_LAYER_FIELDS and r.layer not in inp.probes):
+            continue  # not applicable: the layer is not configured / not collected (no "OK" for what was never asked)
         failed = [layer for layer in r.needs if not inp.probes[layer].ok]
         if failed:
             results.append(RuleResult(r.name, r.layer, UNKNOWN, False, (), f"{', '.join(failed)} did not answer"))

@@ -652,7 +652,7 @@ def _plan(
 
     # Choose the candidate.
     chosen = candidate
-    source = "named"
+    source = "named with --candidate"
     candidate_checks: list[Check] = []
     if candidate is not None:
         candidate_checks = _candidate_checks(
@@ -711,7 +711,11 @@ def _default_candidate(
         cluster.replicas,
         key=lambda m: (not m.is_sync_standby, -_priority(m), m.lag_bytes if m.lag_bytes is not None else 1 << 62, m.name),
     )
-    source = "default: the synchronous standby" if cluster.synchronous_mode else "default: best eligible replica (failover_priority, then lag)"
+    source = (
+        "chosen by default: the synchronous standby"
+        if cluster.synchronous_mode
+        else "chosen by default: the best eligible replica (highest failover_priority, then lowest lag)"
+    )
     fallback: tuple[PatroniMember, list[Check]] | None = None
     for member in ranked:
         checks = _candidate_checks(cluster, member, member.name, action=action, max_lag_bytes=limit, lag_limit_source=limit_source, probe=probes.get(member.name))

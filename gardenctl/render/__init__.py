@@ -20,6 +20,24 @@ SCHEMA_VERSION = 1
 
 _TABLES: dict[type, Callable[[Any, Console], None]] = {}
 
+PIPE_WIDTH = 200
+"""Width when the stream is not a terminal and COLUMNS is unset: rich would assume 80 and wrap every long line and
+table cell in a log file or a pipe; set COLUMNS to choose another width."""
+
+
+def make_console(stderr: bool = False) -> Console:
+    """The console for stdout (results) or stderr (progress): the terminal's width, or COLUMNS, or PIPE_WIDTH."""
+    import os
+    import sys
+
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    width = None if terminal or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(stderr=stderr, width=width)
+
 
 def table_renderer(kind: type) -> Callable[[Callable[[Any, Console], None]], Callable[[Any, Console], None]]:
     def register(fn: Callable[[Any, Console], None]) -> Callable[[Any, Console], None]:
@@ -30,7 +48,8 @@ def table_renderer(kind: type) -> Callable[[Callable[[Any, Console], None]], Cal
 
 
 def to_data(obj: Any) -> Any:
-    """Plain JSON-able data from model objects: dataclass fields (+ listed properties), enums by value, UTC ISO times."""
+    """Plain JSON-able data from model objects: dataclass fields (+ listed properties), enums by value, UTC ISO times,
+    and the fields a type lists in ``__json_strings__`` (64-bit ids) as decimal strings."""
     from gardenctl.model import Probe
 
     if isinstance(obj, Probe):
@@ -40,6 +59,9 @@ def to_data(obj: Any) -> Any:
         return {"reachable": obj.value is not None, "error": obj.error, "elapsed_ms": _round(obj.elapsed_ms), **base}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         data = {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.name.startswith("_")}
+        for name in getattr(type(obj), "__json_strings__", ()):  # 64-bit ids: decimal strings, never rounded
+            if data.get(name) is not None:
+                data[name] = str(data[name])
         for prop in getattr(type(obj), "__json_properties__", ()):
             data[prop] = to_data(getattr(obj, prop))
         return data
@@ -72,7 +94,7 @@ def document(result: Any) -> dict[str, Any]:
 
 def render(result: Any, output: str = "table", console: Console | None = None) -> None:
     """Write ``result`` to stdout in the requested format."""
-    console = console or Console()
+    console = console or make_console()
     if output == "json":
         console.file.write(json.dumps(document(result), indent=2, sort_keys=False) + "\n")
         console.file.flush()

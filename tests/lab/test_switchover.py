@@ -78,7 +78,7 @@ def test_switchover_to_the_default_candidate_converges_and_shows_the_table(lab):
     assert result.exit_code == 0, result
     out = result.stdout
     assert "Preflight passed." in out
-    assert "(candidate: default: best eligible replica (failover_priority, then lag))" in out.replace("\n", " ") or "default: best eligible replica" in out
+    assert "(candidate chosen by default: the best eligible replica (highest failover_priority, then lowest lag))" in out.replace("\n", " ")
     assert "Switchover converged:" in out and "Moments (seconds from the request)" in out and "Topology now:" in out
     after = topology(lab)
     assert after.leader.name != leader and after.leader.name in {m.name for m in before.replicas}

@@ -192,11 +192,11 @@ def test_status_json_shape_unknown_is_null_and_ids_exact(loop):
     assert doc["patroni"]["paused"] is True and doc["patroni"]["reachable"] is True
     etcd = doc["etcd"]
     assert [(m["id"], m["id_hex"], m["name"], m["healthy"], m["is_leader"]) for m in etcd["members"]] == [
-        (12297829382473034410, "aaaaaaaaaaaaaaaa", "etcd-a", True, True),
-        (1311768467463790320, "123456789abcdef0", "etcd-b", True, False),
-        (6148914691236517205, "5555555555555555", None, False, False),
-    ]
-    assert etcd["alarms"] == [{"member_id": 12297829382473034410, "alarm": "NOSPACE"}]
+        ("12297829382473034410", "aaaaaaaaaaaaaaaa", "etcd-a", True, True),
+        ("1311768467463790320", "123456789abcdef0", "etcd-b", True, False),
+        ("6148914691236517205", "5555555555555555", None, False, False),
+    ]  # uint64 ids as decimal strings (type-stable, exact in jq/JavaScript), like etcd's own JSON gateway
+    assert etcd["alarms"] == [{"member_id": "12297829382473034410", "alarm": "NOSPACE"}]
     assert (etcd["quorum"], etcd["has_quorum"], etcd["failures_tolerated"]) == (2, True, 0)
     assert doc["haproxy"]["rw_target"] == "node-a"
     assert [(s["backend"], s["name"], s["status"]) for s in doc["haproxy"]["servers"]][:3] == [("pg_rw", "node-a", "UP"), ("pg_rw", "node-b", "DOWN"), ("pg_rw", "node-c", "MAINT")]
@@ -211,7 +211,7 @@ def test_status_yaml_has_the_same_document(loop):
     doc = yaml.safe_load(result.stdout)
     assert doc["kind"] == "StatusReport"
     assert [m["name"] for m in doc["patroni"]["members"]] == ["node-a", "node-b", "node-c"]
-    assert doc["etcd"]["members"][0]["id"] == ETCD_IDS[0]
+    assert doc["etcd"]["members"][0]["id"] == str(ETCD_IDS[0])  # the same string as in JSON
 
 
 def test_status_with_an_unreachable_etcd_shows_it_and_renders_the_rest(loop):
@@ -267,6 +267,7 @@ def test_status_without_config_is_a_config_error(tmp_path):
     result = run_cli("status", config=tmp_path / "missing.yaml")
     assert result.exit_code == 4
     assert result.stderr.startswith(f"Error: no config file at {tmp_path / 'missing.yaml'}")
+    assert "hint: check the path given with --config / GARDENCTL_CONFIG" in result.stderr  # named by hand: a typo?
     assert "Traceback" not in result.stderr
 
 

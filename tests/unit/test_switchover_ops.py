@@ -67,7 +67,7 @@ def test_every_check_passes_on_a_healthy_cluster_with_a_named_candidate():
         "read-write routing",
     }
     assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
-    assert plan.ok and plan.leader == "node-a" and plan.candidate == "node-b" and plan.candidate_source == "named"
+    assert plan.ok and plan.leader == "node-a" and plan.candidate == "node-b" and plan.candidate_source == "named with --candidate"
     assert plan.timeline == 4
     assert plan.timeout_seconds == 24.0  # ttl 20 + 2 x loop_wait 2
     assert checks["leader"].detail == "node-a is running as primary on timeline 4 and its REST API answers"
@@ -83,7 +83,7 @@ def test_default_candidate_is_the_best_eligible_replica():
     plan = plan_switchover(adapters(fake))
     assert plan.ok
     assert plan.candidate == "node-c"
-    assert plan.candidate_source.startswith("default: best eligible replica")
+    assert plan.candidate_source.startswith("chosen by default: the best eligible replica")
 
 
 def test_default_candidate_prefers_higher_failover_priority():
@@ -237,7 +237,7 @@ def test_sync_mode_default_candidate_is_the_sync_standby_f02():
     fake = fp.sync_cluster()
     plan = plan_switchover(adapters(fake))
     assert plan.ok and plan.candidate == "node-b"
-    assert plan.candidate_source == "default: the synchronous standby"
+    assert plan.candidate_source == "chosen by default: the synchronous standby"
     assert checks_by_name(plan)["synchronous standby"].ok
     result, _ = run(fake, plan)
     assert result.exit_code == 0

@@ -47,7 +47,7 @@ def fault_target_for(cluster: Any) -> Any:
         return LabFaultTarget(Lab(Path(cluster.lab_dir)))
     raise PreconditionFailed(
         f"context {cluster.name}: gardenctl cannot break anything here: it has neither lab-dir nor a hosts: section",
-        hint="add a hosts: section (ssh address, user, identity file, systemd units per node; see README 'Drills')",
+        hint="add a hosts: section (ssh address, user, identity file, systemd units per node; see 'The hosts: section' in docs/drills.md)",
     )
 
 

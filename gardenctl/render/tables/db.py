@@ -4,7 +4,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gardenctl.ops.db_prepare import DbItem, DbPreparePlan, DbPrepareResult, PasswordAction, VectorStatus
+from gardenctl.ops.db_prepare import VECTOR_CREATED, DbItem, DbPreparePlan, DbPrepareResult, PasswordAction, VectorStatus
 from gardenctl.render import table_renderer
 
 _PASSWORD_TEXT = {
@@ -61,7 +61,10 @@ def _plan(plan: DbPreparePlan, console: Console) -> None:
     console.print(_passwords(plan.passwords, after=False))
     console.print(_vector(plan.vector))
     missing = len(plan.missing)
-    console.print(f"{missing} item(s) to create or fix" if missing else "every item is present", highlight=False, markup=False)
+    line = f"{missing} item(s) to create or fix" if missing else "every item is present"
+    if plan.vector.wanted and plan.vector.available and not plan.vector.installed:
+        line += ", and the vector extension to create"
+    console.print(line, highlight=False, markup=False)
     for problem in plan.problems:
         console.print(Text(f"REFUSED: {problem}", style="red"))
 
@@ -72,7 +75,11 @@ def _result(result: DbPrepareResult, console: Console) -> None:
     console.print(_items(result.items, after=True))
     console.print(_passwords(result.passwords, after=True))
     console.print(_vector(result.vector, after=True))
-    if result.created:
-        console.print(f"created or fixed {len(result.created)} item(s)", highlight=False, markup=False)
+    items = [c for c in result.created if c != VECTOR_CREATED]
+    if items or VECTOR_CREATED in result.created:
+        line = f"created or fixed {len(items)} item(s)" if items else "no item needed creating or fixing"
+        if VECTOR_CREATED in result.created:
+            line += ", and created the vector extension"
+        console.print(line, highlight=False, markup=False)
     else:
         console.print("nothing created: everything was already there", highlight=False, markup=False)

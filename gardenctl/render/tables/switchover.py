@@ -58,7 +58,7 @@ def _plan(plan: SwitchoverPlan, console: Console) -> None:
     console.print(f"Cluster {escape(plan.scope or '?')}{via}: " + ", ".join(facts), highlight=False)
     console.print(members_table(plan.members, plan.probes))
     console.print()
-    source = f" (candidate: {plan.candidate_source})" if plan.candidate else ""
+    source = f" (candidate {plan.candidate_source})" if plan.candidate else ""
     console.print(f"Preflight for: {escape(plan.summary)}{escape(source)}", highlight=False)
     table = Table(box=None, pad_edge=False)
     for col in ("CHECK", "RESULT", "DETAIL"):
