@@ -354,13 +354,30 @@ class Lab:
     def preflight(self, options: LabOptions) -> tuple[str, str | None, dict[str, str]]:
         """Check binaries, the unprivileged user, the Python that will run Patroni, and the ports.
         Returns (pg_bindir, run_as, tools)."""
-        tools = {}
+        tools: dict[str, str] = {}
+        missing: list[str] = []
+        packages: list[str] = []
         for tool, package in (("etcd", "etcd-server"), ("haproxy", "haproxy")):
             path = shutil.which(tool)
-            if not path:
-                raise PreconditionFailed(f"{tool} not found on PATH", hint=f"install it (Debian: apt-get install {package})")
-            tools[tool] = path
-        pg_bindir = find_pg_bindir(options.pg_bindir)
+            if path:
+                tools[tool] = path
+            else:
+                missing.append(tool)
+                packages.append(package)
+        try:
+            pg_bindir = find_pg_bindir(options.pg_bindir)
+        except PreconditionFailed as exc:
+            if not missing:
+                raise
+            pg_missing: PreconditionFailed | None = exc
+        else:
+            pg_missing = None
+        if missing:  # everything that is missing in one message, with one install line
+            message = f"{' and '.join(missing)} not found on PATH"
+            if pg_missing is not None:
+                message += "; " + pg_missing.message
+                packages.append("postgresql")
+            raise PreconditionFailed(message, hint=f"install {'them' if len(packages) > 1 else 'it'} (Debian: apt-get install {' '.join(packages)}; ./scripts/setup does it)")
         run_as = self._run_as(options)
         if run_as is not None:
             if os.geteuid() != 0:

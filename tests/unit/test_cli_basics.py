@@ -94,8 +94,8 @@ def test_lab_up_with_missing_binaries_says_what_to_install(tmp_path):
     bindir.mkdir()
     os.symlink(sys.executable, bindir / "python3")
     result = run_cli("lab", "up", "--dir", str(tmp_path / "lab"), env={"PATH": str(bindir), "XDG_CONFIG_HOME": str(tmp_path)})
-    _assert_one_line_error(result, ExitCode.REFUSED, "etcd not found on PATH")
-    assert "apt-get install etcd-server" in result.stderr
+    _assert_one_line_error(result, ExitCode.REFUSED, "etcd and haproxy not found on PATH")  # all of it at once
+    assert "apt-get install etcd-server haproxy" in result.stderr
     assert not (tmp_path / "lab" / "lab.json").exists()
 
 
