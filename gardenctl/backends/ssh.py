@@ -44,6 +44,19 @@ class SshHostKeyError(BackendError):
     """The server's host key is unknown or has changed."""
 
 
+def _sudo_hint(remote: str, status: int, stderr: str, target: SshTarget) -> str | None:
+    """What to do when ``sudo -n`` itself is the failure: not installed, or it wants a password."""
+    if not remote.startswith("sudo -n "):
+        return None
+    lowered = stderr.lower()
+    who = target.user or "the SSH user"
+    if status == 127 and "sudo" in lowered and "not found" in lowered:
+        return f"sudo is not installed on {target.host}: install it (apt-get install sudo) or log in as root and set sudo: false"
+    if "password is required" in lowered or "a terminal is required" in lowered:
+        return f"gardenctl never types passwords: give {who} passwordless sudo on {target.host} (NOPASSWD in /etc/sudoers.d/)"
+    return None
+
+
 class RemoteCommandFailed(BackendError):
     """The remote command ran and exited with a non-zero status."""
 
@@ -248,6 +261,7 @@ class SshClient:
                 f"ssh {self.target.label}: `{_short(remote)}` exited {proc.returncode}{last}",
                 exit_status=proc.returncode,
                 stderr_tail=tail[:-1] if tail else [],
+                hint=_sudo_hint(remote, proc.returncode, result.stderr_text, self.target),
             )
         return result
 
