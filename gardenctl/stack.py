@@ -128,7 +128,8 @@ def patroni_config(spec: StackSpec, node: StackNode) -> dict[str, Any]:
         "max_connections": 100,
     }
     parameters.update(spec.pg_parameters)
-    hba = ["local all all trust"]
+    # No trust anywhere: Patroni connects over the local socket with its superuser password, people with theirs.
+    hba = ["local all all scram-sha-256"]
     for net in spec.replication_networks:
         hba.append(f"host replication {creds.replication_user} {net} scram-sha-256")
     for net in spec.client_networks:
@@ -222,6 +223,11 @@ def haproxy_config(spec: StackSpec) -> str:
             "    http-check expect status 200",
             default_server,
         ]
+        if name == "pg_rw":
+            # HAProxy < 3.1 has no `init-state down`: after a start or restart every server counts as UP until its
+            # first check fails, and `balance first` would send writes to a replica. Writes go through only while
+            # exactly one server is UP: never to a replica at start-up, never to two servers during a switchover.
+            lines.insert(len(lines) - 1, "    tcp-request connection reject if { nbsrv(pg_rw) gt 1 }")
         for node in spec.nodes:
             lines.append(f"    server {node.name} {node.host}:{node.pg_port} maxconn 100 check port {node.rest_port}")
         lines.append("")

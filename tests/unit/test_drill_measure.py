@@ -12,6 +12,7 @@ from gardenctl.ops.drill.measure import (
     leader_change,
     leader_sequence,
     max_concurrent_primaries,
+    misrouted,
     split_brain,
     writer_spans,
 )
@@ -175,3 +176,18 @@ def test_leader_change_unknown_without_a_new_primary_or_a_change():
     assert leader_change(samples, "a", "b", after=0.0).seconds is None
     # the old leader was never seen as primary (killed before the first poll): the start is unknown
     assert leader_change([rs("b", 5.0, True)], "a", "b", after=0.0) == LeaderChange(None, 5.01)
+
+
+def test_writes_refused_read_only_after_the_fault_count_as_misrouted():
+    ro = "cannot execute INSERT in a read-only transaction"
+    attempts = [
+        err(1, 0.5, error=ro),  # before the fault: not this drill's doing
+        ok(2, 1.0),
+        err(3, 2.0, error="connection refused"),
+        err(4, 3.1, error=ro),
+        err(5, 3.15, error=ro),
+        ok(6, 3.2, server=B),
+    ]
+    got = misrouted(attempts, since=1.0)
+    assert [a.id for a in got] == [4, 5]
+    assert misrouted(attempts, since=4.0) == []

@@ -135,7 +135,7 @@ def test_good_playbook_parses_into_steps_and_thresholds():
             "name: demo\nsummary: x\nsteps:\n  - switchover: auto\nthresholds:\n  max-write-gap: 3\n",
             "pb.yaml:6: thresholds.max-write-gap: unknown threshold (known: max-write-unavailable-seconds, "
             "max-write-unavailable-total-seconds, max-read-unavailable-seconds, max-acked-writes-lost, "
-            "max-seconds-to-new-leader, max-seconds-to-routed, max-leader-changes, max-split-brain, max-concurrent-primaries)",
+            "max-seconds-to-new-leader, max-seconds-to-routed, max-writes-misrouted, max-leader-changes, max-split-brain, max-concurrent-primaries)",
         ),
         (
             "name: demo\nsummary: x\nsteps:\n  - switchover: auto\nthresholds:\n  max-acked-writes-lost: lots\n",

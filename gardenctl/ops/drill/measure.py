@@ -114,6 +114,15 @@ def availability(attempts: Sequence[Attempt], *, probe_end: float, outage_gap_se
     )
 
 
+READ_ONLY_REFUSAL = "read-only transaction"
+
+
+def misrouted(attempts: Iterable[Attempt], since: float) -> list[Attempt]:
+    """Write attempts from ``since`` on that a server refused as read-only: the read-write port led to a server that
+    was not (or not yet) a writable primary - a replica HAProxy still counted as UP, or a leader still promoting."""
+    return [a for a in attempts if not a.ok and a.started >= since and a.error and READ_ONLY_REFUSAL in a.error]
+
+
 @dataclass(frozen=True, slots=True)
 class Durability:
     acknowledged: int

@@ -61,6 +61,7 @@ THRESHOLDS: dict[str, tuple[str, str, str]] = {
     "max-acked-writes-lost": ("acked_writes_lost", "rows", "acknowledged writes missing on the primary after recovery"),
     "max-seconds-to-new-leader": ("seconds_to_new_leader", "s", "from the fault to a new leader running in Patroni"),
     "max-seconds-to-routed": ("seconds_to_routed", "s", "from the fault to HAProxy routing writes to the new leader"),
+    "max-writes-misrouted": ("writes_misrouted", "", "writes refused read-only: HAProxy sent them to a server that was not a writable primary"),
     "max-leader-changes": ("leader_changes", "", "leader changes seen in Patroni"),
     "max-split-brain": ("split_brain", "", "pieces of evidence that two servers accepted writes at once"),
     "max-concurrent-primaries": ("concurrent_primaries", "", "members claiming the primary role at the same moment"),

@@ -629,6 +629,11 @@ def _measure(
     routes = hwatch.all_samples()
     leader_final = leaders[-1] if leaders else leader_before
     routed_at = _routed_since(routes, leader_final)
+    # The stats socket is sampled every 0.2 s; a write refused read-only is proof that the read-write port did not
+    # yet lead to a writable primary, whatever the last sample said.
+    refused_read_only = measure.misrouted(writes, fault_at)
+    if routed_at is not None and refused_read_only:
+        routed_at = max(routed_at, max(a.finished for a in refused_read_only))
     seconds_to_routed = None
     if routed_at is not None:
         seconds_to_routed = max(routed_at - fault_at, 0.0)
@@ -682,6 +687,7 @@ def _measure(
         add("leader_change_seconds", "Patroni's leader change (old primary stops -> new one runs)", change.seconds, "s")
     add("seconds_to_routed", "time until HAProxy routes writes to the leader", seconds_to_routed, "s",
         None if seconds_to_routed is not None else "HAProxy did not route to the leader by the end")
+    add("writes_misrouted", "writes refused read-only (not sent to a writable primary)", float(len(refused_read_only)))
     add("acked_writes_lost", "acknowledged writes lost", lost_count, "rows")
     add("unacked_rows_present", "rows present but never acknowledged", unacked_count, "rows")
     add("split_brain", "split brain (two writers at once)", float(len(evidence)))
