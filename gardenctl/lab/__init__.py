@@ -18,13 +18,16 @@ base + 42      HAProxy stats page (``/stats``)
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
 import secrets
 import shutil
+import shlex
 import signal
 import socket
+import stat as statmode
 import subprocess
 import sys
 import time
@@ -309,7 +312,7 @@ class Lab:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError, KeyError) as exc:
-            raise GardenError(f"lab state file {self.state_path} is damaged: {exc}", hint="gardenctl lab down --purge removes the lab") from exc
+            raise GardenError(f"lab state file {self.state_path} is damaged: {exc}", hint=f"{self.cli('down --purge')} removes the lab") from exc
 
     def save_state(self, state: LabState) -> None:
         tmp = self.state_path.with_suffix(".tmp")
@@ -319,7 +322,7 @@ class Lab:
     def require_state(self) -> LabState:
         state = self.load_state()
         if state is None:
-            raise PreconditionFailed(f"no lab in {self.dir}", hint="gardenctl lab up")
+            raise PreconditionFailed(f"no lab in {self.dir}", hint=self.cli("up"))
         return state
 
     # -- status
@@ -351,9 +354,12 @@ class Lab:
             return "postgres"
         return None
 
-    def preflight(self, options: LabOptions) -> tuple[str, str | None, dict[str, str]]:
-        """Check binaries, the unprivileged user, the Python that will run Patroni, and the ports.
-        Returns (pg_bindir, run_as, tools)."""
+    def preflight(
+        self, options: LabOptions, *, running: set[str] | None = None, state: LabState | None = None
+    ) -> tuple[str, str | None, dict[str, str]]:
+        """Check binaries, the unprivileged user, that it can reach the lab directory and run the Python that will run
+        Patroni, and the ports (but those of ``running``, this lab's processes that are up). Returns (pg_bindir, run_as,
+        tools)."""
         tools: dict[str, str] = {}
         missing: list[str] = []
         packages: list[str] = []
@@ -389,14 +395,52 @@ class Lab:
                     f"PostgreSQL refuses to run as root and there is no user {run_as!r} to run it as",
                     hint=f"create one (useradd --system --home-dir /var/lib/postgresql {run_as}) or pass --run-as USER",
                 ) from exc
+        self._check_dir_reachable(run_as)
         self._check_patroni_runnable(run_as)
-        busy = [f"{port} ({what})" for port, what in Ports(options.base_port).all() if port_in_use(port)]
+        ours = set(running or ())
+        if state is not None:  # a Patroni that died can leave its PostgreSQL running: its port is ours too
+            ours |= {f"{n} PostgreSQL" for n, r in state.processes.items() if r.kind == "patroni" and postmaster_pid(r.data_dir)}
+        busy = [
+            f"{port} ({what})"
+            for port, what in Ports(options.base_port).all()
+            if what.split()[0] not in ours and what not in ours and not (what.startswith("HAProxy") and "haproxy" in ours)
+            and port_in_use(port)
+        ]
         if busy:
             raise PreconditionFailed(
                 f"port{'s' if len(busy) > 1 else ''} already in use: {', '.join(busy)}",
-                hint=f"stop what uses them (gardenctl lab down?) or choose another range with --base-port (now {options.base_port})",
+                hint=f"stop what uses them ({self.cli('down')}?) or choose another range with --base-port (now {options.base_port})",
             )
         return pg_bindir, run_as, tools
+
+    def _check_dir_reachable(self, run_as: str | None) -> None:
+        """The user that runs PostgreSQL must be able to get into the lab directory: every existing ancestor searchable
+        by it. A directory under /root (mode 0700) is the usual trap."""
+        if run_as is None or os.geteuid() != 0:
+            return
+        pw = pwd.getpwnam(run_as)
+        groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if run_as in g.gr_mem}
+        path = self.dir.absolute()
+        for ancestor in [*reversed(path.parents), path]:
+            try:
+                st = ancestor.stat()
+            except FileNotFoundError:
+                break  # created by us later, mode 0755
+            except OSError:
+                continue
+            if st.st_uid == pw.pw_uid:
+                ok = bool(st.st_mode & statmode.S_IXUSR)
+            elif st.st_gid in groups:
+                ok = bool(st.st_mode & statmode.S_IXGRP)
+            else:
+                ok = bool(st.st_mode & statmode.S_IXOTH)
+            if not ok:
+                raise PreconditionFailed(
+                    f"user {run_as!r}, which runs PostgreSQL, cannot enter {ancestor} (mode {statmode.S_IMODE(st.st_mode):04o}), "
+                    f"so it cannot reach the lab directory {self.dir}",
+                    hint=f"give --dir a place {run_as} can reach (the default is {default_lab_dir()}; /tmp works too), "
+                    f"or chmod o+x {shlex.quote(str(ancestor))}",
+                )
 
     def _check_patroni_runnable(self, run_as: str | None) -> None:
         cmd = [patroni_python(), "-c", "import patroni, psycopg; print(patroni.__version__ if hasattr(patroni, '__version__') else '')"]
@@ -452,44 +496,52 @@ class Lab:
             self.progress(f"[{moments[-1][1]:5.1f}s] {label}")
 
         existing = self.load_state()
+        running_now: set[str] = set()
         if existing is not None:
             status = self.status()
-            if status.running and (existing.base_port, existing.synchronous_mode) != (options.base_port, options.synchronous_mode):
+            if status.any_running and (existing.base_port, existing.synchronous_mode) != (options.base_port, options.synchronous_mode):
                 raise PreconditionFailed(
                     f"the lab in {self.dir} is running with base port {existing.base_port} and synchronous_mode "
                     f"{existing.synchronous_mode}; this asks for base port {options.base_port} and synchronous_mode "
                     f"{options.synchronous_mode}",
-                    hint="gardenctl lab down --purge first, or give a second lab its own --dir",
+                    hint=f"{self.cli('down --purge')} first, or give a second lab its own --dir",
                 )
             if status.running:
                 self.progress(f"lab in {self.dir} is already running")
                 spec = self._spec(existing)
                 return LabUpResult(str(self.dir), True, 0.0, (), self.context(existing), f"127.0.0.1:{spec.haproxy_rw_port}", f"127.0.0.1:{spec.haproxy_ro_port}")
             if status.any_running:
-                raise PreconditionFailed(
-                    f"the lab in {self.dir} is partly running ({', '.join(p.name for p in status.processes if not p.running)} stopped)",
-                    hint="gardenctl lab down, then gardenctl lab up (add --purge to start from scratch)",
-                )
-            if existing.base_port != options.base_port or existing.synchronous_mode != options.synchronous_mode:
+                running_now = {p.name for p in status.processes if p.running}
+                stopped = [p.name for p in status.processes if not p.running]
+                self.progress(f"the lab in {self.dir} is partly running: starting {', '.join(stopped)}")
+            elif existing.base_port != options.base_port or existing.synchronous_mode != options.synchronous_mode:
                 raise PreconditionFailed(
                     f"a stopped lab in {self.dir} was made with base port {existing.base_port} and "
                     f"synchronous_mode {existing.synchronous_mode}",
-                    hint="gardenctl lab down --purge to start a new one with other settings, or reuse the same flags",
+                    hint=f"{self.cli('down --purge')} to start a new one with other settings, or reuse the same flags",
                 )
-        pg_bindir, run_as, tools = self.preflight(options)
-        mark("preflight passed (binaries, user, ports)")
+        pg_bindir, run_as, tools = self.preflight(options, running=running_now, state=existing)
+        mark("preflight passed (binaries, user, directory, ports)")
         state = existing or self._create(options, pg_bindir, run_as, tools)
         self.save_state(state)
         spec = self._spec(state)
+        started: list[str] = []
+
+        def launch(name: str) -> None:
+            before = state.processes[name].pid
+            rec = self._start(state, name)
+            if rec.pid != before:
+                started.append(name)
+
         try:
             for i in range(NODES):
-                self._start(state, f"etcd{i}")
+                launch(f"etcd{i}")
             self.save_state(state)
             self._wait_etcd(state, spec, timeout_seconds)
             mark("etcd: 3 members healthy")
             for i in range(NODES):
-                self._start(state, f"node{i}")
-            self._start(state, "haproxy")
+                launch(f"node{i}")
+            launch("haproxy")
             self.save_state(state)
             self._wait_patroni(state, spec, timeout_seconds)
             mark("patroni: 1 leader running, 2 replicas streaming")
@@ -498,6 +550,8 @@ class Lab:
             self._wait_routing(state, spec, timeout_seconds)
             mark("routing: read-write port reaches the primary, read-only port a replica")
         except BaseException:
+            # Nothing half-started is left behind: stop what this call started (the data and logs stay for a look).
+            self._roll_back(state, started)
             self.save_state(state)
             raise
         return LabUpResult(
@@ -509,6 +563,26 @@ class Lab:
             rw_address=f"127.0.0.1:{spec.haproxy_rw_port}",
             ro_address=f"127.0.0.1:{spec.haproxy_ro_port}",
         )
+
+    def _roll_back(self, state: LabState, started: list[str]) -> None:
+        if not started:
+            return
+        order = sorted(started, key=lambda n: {"haproxy": 0, "patroni": 1, "etcd": 2}[state.processes[n].kind])
+        for name in order:
+            try:
+                self._stop(state.processes[name], 20)
+            except GardenError:
+                continue
+        self.progress(f"stopped what this start had started ({', '.join(order)}); logs: {self.cli('logs NAME')}")
+
+    def cli(self, args: str) -> str:
+        """The gardenctl command for this lab: with --dir unless it is the default lab."""
+        cmd = f"gardenctl lab {args}"
+        try:
+            default = self.dir.resolve() == default_lab_dir().resolve()
+        except OSError:
+            default = False
+        return cmd if default else f"{cmd} --dir {shlex.quote(str(self.dir))}"
 
     def _create(self, options: LabOptions, pg_bindir: str, run_as: str | None, tools: dict[str, str]) -> LabState:
         self.dir.mkdir(parents=True, exist_ok=True)

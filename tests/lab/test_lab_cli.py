@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.lab
 
@@ -46,3 +51,52 @@ def test_lab_logs_of_an_unknown_process_is_a_usage_error(lab):
     result = lab.cli("lab", "logs", "nosuch", "--dir", str(lab.lab.dir))
     assert result.exit_code == 2, result
     assert result.stderr.splitlines()[0] == "Error: no lab process named 'nosuch' (known: etcd0, etcd1, etcd2, haproxy, node0, node1, node2)"
+
+
+def test_lab_up_starts_what_is_stopped_in_a_partly_running_lab(lab):
+    lab.lab.stop_process("etcd1")
+    lab.lab.stop_process("haproxy")
+    result = lab.cli("lab", "up", "--dir", str(lab.lab.dir), timeout=180)
+    assert result.exit_code == 0, result
+    assert "partly running: starting etcd1, haproxy" in result.stderr, result.stderr
+    status = lab.lab.status()
+    assert status.running, [(p.name, p.running) for p in status.processes]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only: PostgreSQL then runs as another user")
+def test_lab_up_in_a_directory_postgres_cannot_reach_is_refused_before_anything_starts(lab):
+    private = Path(tempfile.mkdtemp(prefix="gardenctl-private-"))  # mode 0700, owned by root: like /root
+    target = private / "lab"
+    request_cleanup = private.rmdir
+    result = lab.cli("lab", "up", "--dir", str(target), "--base-port", "17300")
+    assert result.exit_code == 7, result
+    first = result.stderr.splitlines()[0]
+    assert first == (
+        f"Error: user 'postgres', which runs PostgreSQL, cannot enter {private} (mode 0700), "
+        f"so it cannot reach the lab directory {target}"
+    ), result.stderr
+    assert not target.exists(), "nothing may be created"
+    request_cleanup()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only: the node's config is made unreadable for the postgres user")
+def test_a_failed_lab_up_stops_everything_it_started_and_hints_with_its_dir(tmp_path):
+    from gardenctl.lab import Lab, LabOptions
+
+    lab_dir = Path("/var/lib/gardenctl") / f"test-failing-lab-{os.getpid()}"
+    other = Lab(lab_dir)
+    try:
+        other.up(LabOptions(lab_dir=lab_dir, base_port=17200), timeout_seconds=180)
+        other.down()
+        config = lab_dir / "patroni" / "node1" / "patroni.yml"
+        assert config.exists()
+        os.chmod(config, 0o000)  # node1's Patroni cannot read its config: it exits at start-up
+        result = run_cli("lab", "up", "--dir", str(lab_dir), config=tmp_path / "config.yaml", timeout=240)
+        assert result.exit_code != 0, result
+        assert "Traceback" not in result.stderr
+        assert "node1" in result.stderr, result.stderr
+        assert f"gardenctl lab logs NAME --dir {lab_dir}" in result.stderr, result.stderr
+        status = other.status()
+        assert not status.any_running, [(p.name, p.running) for p in status.processes]
+    finally:
+        other.down(purge=True)
