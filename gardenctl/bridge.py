@@ -199,9 +199,9 @@ def render_db_bridge(
 
 def to_yaml(objects: Sequence[dict[str, Any]], header: str | None = None) -> str:
     """A multi-document YAML stream (keys in the order given), with an optional comment header."""
-    import yaml
+    from gardenctl import yamltext
 
-    body = "---\n".join(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False) for obj in objects)
+    body = "---\n".join(yamltext.dump(obj) for obj in objects)
     if header:
         lines = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
         return lines + "---\n" + body

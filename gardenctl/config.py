@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gardenctl import yamltext
 from gardenctl.errors import ConfigError
 
 CONFIG_ENV = "GARDENCTL_CONFIG"
@@ -556,7 +557,7 @@ def _plain(data: Any) -> Any:
 
 
 def write_raw(path: Path, raw: dict[str, Any]) -> None:
-    text = yaml.safe_dump(_plain(raw), sort_keys=False, default_flow_style=False)
+    text = yamltext.dump(_plain(raw))
     parse_config(text, path)  # never write a file we could not read back
     _atomic_write(path, text)
 

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
+from gardenctl import yamltext
 from gardenctl.errors import GardenError, OperationFailed, PreconditionFailed, UsageError
 from gardenctl.stack import Credentials, StackNode, StackSpec, Timing, etcd_args, haproxy_config, patroni_config
 from gardenctl.wait import REAL_CLOCK, Clock, wait_until
@@ -625,7 +625,7 @@ class Lab:
             ndir = Path(node.config_dir or "")
             ndir.mkdir(parents=True, exist_ok=True)
             cfg_path = ndir / "patroni.yml"
-            cfg_path.write_text(yaml.safe_dump(patroni_config(spec, node), sort_keys=False))
+            cfg_path.write_text(yamltext.dump(patroni_config(spec, node)))
             os.chmod(cfg_path, 0o600)
             state.processes[node.name] = ProcRecord(
                 name=node.name,

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from gardenctl import yamltext
 from gardenctl.config import ClusterConfig, Config, Section
 from gardenctl.errors import ConfigError, PreconditionFailed
 
@@ -132,10 +133,12 @@ def resolve_context(settings: KubernetesSettings) -> str:
 
 def cluster_for_kube_context(config: Config, kube_context: str | None, fallback: str | None) -> str:
     """The gardenctl cluster a k9s plugin acts on: the one whose ``kubernetes.context`` is ``kube_context``; else one
-    named like it (bootstrap names the kube context after the cluster); else ``fallback`` (``--context`` /
-    GARDENCTL_CONTEXT, which `gardenctl k9s` sets for k9s); else the current context.
+    named like it (bootstrap names the kube context after the cluster). A kube context that matches no cluster is
+    refused: after `:ctx` in k9s, falling back to another cluster would aim a switchover at the wrong database.
+    Only when k9s passes no kube context: ``fallback`` (``--context`` / GARDENCTL_CONTEXT, which `gardenctl k9s` sets
+    for k9s), else the current context, else the only cluster.
 
-    Raises `ConfigError` when two clusters claim the kube context, or nothing matches and there is no fallback.
+    Raises `ConfigError` when two clusters claim the kube context, or nothing matches.
     """
     if kube_context:
         claimed = [
@@ -152,6 +155,10 @@ def cluster_for_kube_context(config: Config, kube_context: str | None, fallback:
             return claimed[0]
         if kube_context in config.clusters:
             return kube_context
+        raise ConfigError(
+            f"kube context {kube_context!r} belongs to no gardenctl cluster; not guessing which database to act on",
+            hint="set kubernetes.context of the cluster it belongs to in the config:\n" + KUBERNETES_EXAMPLE,
+        )
     if fallback:
         return fallback
     if config.current_context:
@@ -159,8 +166,8 @@ def cluster_for_kube_context(config: Config, kube_context: str | None, fallback:
     if len(config.clusters) == 1:
         return next(iter(config.clusters))
     raise ConfigError(
-        f"no gardenctl cluster for kube context {kube_context!r}",
-        hint="set kubernetes.context in the cluster's config section:\n" + KUBERNETES_EXAMPLE,
+        "k9s passed no kube context and there is no current gardenctl context",
+        hint="run it through `gardenctl k9s`, or gardenctl config use-context NAME",
     )
 
 
@@ -277,7 +284,7 @@ def plugins_document(command: str = "gardenctl") -> dict[str, Any]:
 
 
 def dump_plugins(document: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yamltext.dump(dict(document), allow_unicode=True)
 
 
 def default_plugins_path(env: Mapping[str, str], home: Path, platform: str) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from gardenctl import yamltext
 from gardenctl.errors import BackendUnreachable, OperationFailed, PreconditionFailed
 
 
@@ -99,7 +100,7 @@ def write(path: Path, data: dict[str, Any]) -> None:
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(data, fh, sort_keys=False, default_flow_style=False)
+            yamltext.dump(data, fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

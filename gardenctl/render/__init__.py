@@ -100,9 +100,9 @@ def render(result: Any, output: str = "table", console: Console | None = None) -
         console.file.flush()
         return
     if output == "yaml":
-        import yaml
+        from gardenctl import yamltext
 
-        console.file.write(yaml.safe_dump(document(result), sort_keys=False, default_flow_style=False))
+        console.file.write(yamltext.dump(document(result)))
         console.file.flush()
         return
     from gardenctl.render import tables  # noqa: F401  (registers the table renderers)

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,13 @@ def test_lab_up_with_a_port_in_use_fails_before_starting_anything(tmp_path):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", base + 41))
         sock.listen(1)
-        result = run_cli("lab", "up", "--dir", str(tmp_path / "lab"), "--base-port", str(base), env={"XDG_CONFIG_HOME": str(tmp_path)})
+        # a directory the postgres user (as root) can reach, which does not exist: nothing may create it
+        lab_dir = Path(tempfile.gettempdir()) / f"gardenctl-port-test-{os.getpid()}" / "lab"
+        result = run_cli("lab", "up", "--dir", str(lab_dir), "--base-port", str(base), env={"XDG_CONFIG_HOME": str(tmp_path)})
     _assert_one_line_error(result, ExitCode.REFUSED, f"port already in use: {base + 41} (HAProxy read-only)")
     assert "--base-port" in result.stderr
     assert "started" not in result.stderr
+    assert not lab_dir.parent.exists()
 
 
 def test_lab_down_without_a_lab_is_a_no_op(tmp_path):

@@ -259,8 +259,12 @@ def test_cluster_for_kube_context(tmp_path):
     cfg = parse_config(text, tmp_path / "c.yaml")
     assert cluster_for_kube_context(cfg, "ctx-b", None) == "b"
     assert cluster_for_kube_context(cfg, "c", None) == "c"  # bootstrap names the kube context after the cluster
-    assert cluster_for_kube_context(cfg, "unknown", "b") == "b"
-    assert cluster_for_kube_context(cfg, "unknown", None) == "a"
+    assert cluster_for_kube_context(cfg, None, "b") == "b"  # no kube context from k9s: --context / GARDENCTL_CONTEXT
+    assert cluster_for_kube_context(cfg, None, None) == "a"  # ... else the current context
+    # After :ctx to a cluster gardenctl does not know, a shortcut must not fall back to another cluster's database.
+    for fallback in ("b", None):
+        with pytest.raises(ConfigError, match="kube context 'unknown' belongs to no gardenctl cluster"):
+            cluster_for_kube_context(cfg, "unknown", fallback)
     twice = parse_config(text.replace("ctx-b", "ctx-a"), tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="claimed by several gardenctl clusters: a, b"):
         cluster_for_kube_context(twice, "ctx-a", None)

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from gardenctl import yamltext
 from gardenctl.bridge import render_db_bridge, to_yaml
 from gardenctl.inventory import Inventory, NodeSpec
 from gardenctl.ops.bootstrap.secrets import BootstrapSecrets
@@ -117,7 +118,7 @@ def etcd_env(spec: StackSpec, node: StackNode) -> str:
 
 
 def patroni_yaml(spec: StackSpec, node: StackNode) -> str:
-    return "# Rendered by gardenctl.\n" + yaml.safe_dump(patroni_config(spec, node), sort_keys=False, default_flow_style=False)
+    return "# Rendered by gardenctl.\n" + yamltext.dump(patroni_config(spec, node))
 
 
 def haproxy_cfg(spec: StackSpec, node: StackNode) -> str:
@@ -132,7 +133,7 @@ Restart=on-failure
 """
 
 
-class _BlockDumper(yaml.SafeDumper):
+class _BlockDumper(yamltext.PlainDumper):
     """Multi-line strings as ``|`` blocks, so the files inside user data read like the files themselves."""
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from gardenctl import yamltext
 from gardenctl.model import ConfigView, ContextList
 from gardenctl.render import table_renderer
 
@@ -20,4 +20,4 @@ def _contexts(result: ContextList, console: Console) -> None:
 
 @table_renderer(ConfigView)
 def _view(result: ConfigView, console: Console) -> None:
-    console.file.write(yaml.safe_dump(result.config, sort_keys=False))
+    console.file.write(yamltext.dump(result.config))
