@@ -587,6 +587,20 @@ def upsert_cluster(path: Path, name: str, cluster_raw: dict[str, Any], *, make_c
     write_raw(path, new)
 
 
+def lab_contexts(path: Path | None, lab_dir: Path) -> list[str]:
+    """Names of the contexts in the config file whose ``lab-dir`` is ``lab_dir`` (none when there is no file)."""
+    config = load_config(path)
+    if not config.exists:
+        return []
+    target = Path(lab_dir).resolve()
+    clusters = _plain(config.raw).get("clusters") or {}
+    return [
+        name
+        for name, cluster in clusters.items()
+        if isinstance(cluster, dict) and cluster.get("lab-dir") and Path(str(cluster["lab-dir"])).expanduser().resolve() == target
+    ]
+
+
 def remove_lab_contexts(path: Path | None, lab_dir: Path) -> tuple[Path, list[str]]:
     """Drop every context whose ``lab-dir`` is ``lab_dir`` (after ``lab down --purge`` they point at nothing) and
     unset ``current-context`` if it was one of them. Returns the file and the names removed (none: file untouched)."""

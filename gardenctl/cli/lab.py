@@ -30,6 +30,30 @@ def _lab(env, lab_dir: Path | None):  # noqa: ANN001, ANN202
     return Lab(lab_dir or default_lab_dir(), progress=env.progress)
 
 
+def _not_someone_elses(env, lab, lab_dir: Path | None) -> None:  # noqa: ANN001
+    """As root every user's default lab is the same directory (/var/lib/gardenctl/lab, which the postgres user can
+    reach). A default lab that no context in this user's config points at may be another user's: refuse to stop,
+    purge or reconfigure it unless it is named with --dir."""
+    import os
+
+    from gardenctl.config import lab_contexts, load_config
+    from gardenctl.errors import GardenError, PreconditionFailed
+
+    if lab_dir is not None or os.environ.get("GARDENCTL_LAB_DIR") or os.geteuid() != 0 or lab.load_state() is None:
+        return
+    try:
+        mine = lab_contexts(env.config_path, lab.dir)
+        path = load_config(env.config_path).path
+    except GardenError:
+        return  # a config gardenctl cannot read is reported by the commands that need it
+    if not mine:
+        raise PreconditionFailed(
+            f"the lab in {lab.dir} is not in your config ({path} has no context "
+            "pointing at it): it may be another user's",
+            hint=f"to act on it anyway name it: --dir {lab.dir}; for a lab of your own use another --dir (or GARDENCTL_LAB_DIR)",
+        )
+
+
 @lab_app.command("up")
 def up(
     ctx: typer.Context,
@@ -51,6 +75,7 @@ def up(
     env = make_env(ctx, config)
     lab = _lab(env, lab_dir)
     env.config()  # a malformed config file is reported before anything starts
+    _not_someone_elses(env, lab, lab_dir)
     existing = lab.load_state()  # flags not given keep what an existing lab was made with
     if base_port is None:
         base_port = existing.base_port if existing is not None else DEFAULT_BASE_PORT
@@ -67,11 +92,13 @@ def up(
 def down(
     ctx: typer.Context,
     lab_dir: DirOpt = None,
-    purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory (data, logs, secrets).")] = False,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory (data, logs, secrets) and the config contexts that point at it.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Stop exactly the processes the lab started (by PID): HAProxy, Patroni/PostgreSQL, then etcd one at a time."""
-    env = make_env(ctx)
+    env = make_env(ctx, config)
     lab = _lab(env, lab_dir)
+    _not_someone_elses(env, lab, lab_dir)
     if lab.load_state() is None and not lab.dir.exists():
         env.progress(f"no lab in {lab.dir}; nothing to do")
         if purge:

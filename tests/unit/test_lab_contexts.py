@@ -1,6 +1,12 @@
 """`lab down --purge` removes the contexts of the purged lab (they would point at secrets that no longer exist)."""
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
 import yaml
 
 from tests.conftest import run_cli
@@ -58,3 +64,35 @@ def test_a_malformed_config_is_left_alone_with_a_warning(tmp_path):
     assert result.exit_code == 0, result
     assert "warning: contexts of the purged lab not removed:" in result.stderr and "malformed YAML" in result.stderr
     assert config.read_text() == "clusters: [\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only: then every user's default lab is /var/lib/gardenctl/lab")
+def test_the_shared_default_lab_is_not_touched_from_a_config_that_does_not_know_it(tmp_path):
+    from gardenctl.lab import Lab, LabState, default_lab_dir
+
+    shared = Path("/var/lib/gardenctl/lab")
+    env = {"GARDENCTL_LAB_DIR": ""}
+    if shared.exists():
+        pytest.skip(f"{shared} exists (a real lab): not touching it")
+    assert default_lab_dir() == shared
+    lab = Lab(shared)
+    shared.mkdir(parents=True)
+    try:
+        lab.save_state(LabState(lab_dir=str(shared), base_port=15400, scope="gardenos-lab", synchronous_mode=False,
+                                run_as="postgres", python=sys.executable, pg_bindir="/usr/lib/postgresql/15/bin", created_at=0.0))
+        theirs = tmp_path / "theirs.yaml"  # another user's config: no context for the shared lab
+        theirs.write_text(yaml.safe_dump({"clusters": {"other": lab_cluster(tmp_path / "elsewhere")}}))
+        for args in (("lab", "down", "--purge"), ("lab", "up", "--base-port", "15900")):
+            result = run_cli(*args, config=theirs, env=env)
+            assert result.exit_code == 7, result
+            assert result.stderr.splitlines()[0] == (
+                f"Error: the lab in {shared} is not in your config ({theirs} has no context pointing at it): it may be another user's"
+            ), result.stderr
+            assert (shared / "lab.json").exists()
+        mine = tmp_path / "mine.yaml"
+        mine.write_text(yaml.safe_dump({"current-context": "lab", "clusters": {"lab": lab_cluster(shared)}}))
+        result = run_cli("lab", "down", "--purge", config=mine, env=env)
+        assert result.exit_code == 0, result
+        assert not shared.exists()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
