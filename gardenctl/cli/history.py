@@ -45,7 +45,7 @@ def history(
         from gardenctl.ops.clients import patroni_client
 
         try:
-            patroni = patroni_client(cluster)
+            patroni = patroni_client(cluster, read_only=True)
         except ConfigError as exc:
             problem = exc.message
     try:

@@ -55,10 +55,20 @@ def _http_settings(
     )
 
 
-def patroni_http_settings(cluster: "ClusterConfig", *, timeout: float | None = None) -> "HttpSettings":
+def patroni_http_settings(cluster: "ClusterConfig", *, timeout: float | None = None, read_only: bool = False) -> "HttpSettings":
+    """``read_only``: only GET requests will be made. Patroni's REST API asks for credentials on its unsafe (changing)
+    endpoints only, so a monitoring host without the password (env var unset, file absent) still reads the cluster."""
+    from gardenctl.errors import ConfigError
+
     s = cluster.patroni
-    password = s.password.resolve(f"context {cluster.name}: patroni password") if s.password.configured else None
-    return _http_settings(s.endpoints, s.tls, s.username, password, effective_timeout(cluster, timeout))
+    username = s.username
+    try:
+        password = s.password.resolve(f"context {cluster.name}: patroni password") if s.password.configured else None
+    except ConfigError:
+        if not read_only:
+            raise
+        username, password = None, None
+    return _http_settings(s.endpoints, s.tls, username, password, effective_timeout(cluster, timeout))
 
 
 def etcd_http_settings(cluster: "ClusterConfig", *, timeout: float | None = None) -> "HttpSettings":
@@ -67,11 +77,12 @@ def etcd_http_settings(cluster: "ClusterConfig", *, timeout: float | None = None
     return _http_settings(s.endpoints, s.tls, s.username, password, effective_timeout(cluster, timeout))
 
 
-def patroni_client(cluster: "ClusterConfig", *, timeout: float | None = None) -> "PatroniClient":
-    """A `PatroniClient` for the context. Raises `ConfigError` if the password env/file is missing."""
+def patroni_client(cluster: "ClusterConfig", *, timeout: float | None = None, read_only: bool = False) -> "PatroniClient":
+    """A `PatroniClient` for the context. Raises `ConfigError` if the password env/file is missing, unless
+    ``read_only`` (GET requests only, which Patroni serves without credentials)."""
     from gardenctl.backends.patroni import PatroniClient
 
-    return PatroniClient(cluster.patroni.endpoints, patroni_http_settings(cluster, timeout=timeout))
+    return PatroniClient(cluster.patroni.endpoints, patroni_http_settings(cluster, timeout=timeout, read_only=read_only))
 
 
 def etcd_client(cluster: "ClusterConfig", *, timeout: float | None = None) -> "EtcdClient":

@@ -86,11 +86,12 @@ class Sources:
 
 
 def sources_for(cluster: "ClusterConfig", *, timeout: float | None = None) -> Sources:
-    """Real adapters for the context. Raises `ConfigError` when a password env/file is missing."""
+    """Real adapters for the context. Raises `ConfigError` when an etcd or HAProxy secret is missing (Patroni is only
+    read, which needs no password)."""
     from gardenctl.ops.clients import etcd_client, haproxy_client, patroni_client
 
     return Sources(
-        patroni=patroni_client(cluster, timeout=timeout),
+        patroni=patroni_client(cluster, timeout=timeout, read_only=True),
         etcd=etcd_client(cluster, timeout=timeout),
         haproxy=haproxy_client(cluster, timeout=timeout),
     )

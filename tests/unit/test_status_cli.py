@@ -410,3 +410,16 @@ def test_status_and_check_never_import_kubernetes_or_hcloud(loop, tmp_path, args
     heavy = sorted(m for m in imported if m.split(".")[0] in ("kubernetes", "hcloud", "psycopg", "psycopg_binary"))
     assert heavy == []
     assert "gardenctl.ops.status" in imported
+
+
+def test_status_and_check_read_patroni_without_its_password(loop):
+    # A monitoring host has the config but not the secret used for switchovers: Patroni serves GET without one.
+    loop.write_config(patroni={"endpoints": list(loop.patroni_urls), "username": "patroni", "password-env": "GARDENCTL_TEST_UNSET_PW"})
+    assert cli(loop, "check").stdout == CHECK_HEALTHY
+    status = cli(loop, "status", "-o", "json")
+    assert status.exit_code == 0, status
+    assert json.loads(status.stdout)["patroni"]["scope"] == "pg-main"
+    # ... while a command that changes something still needs it, and says which one is missing.
+    switchover = cli(loop, "switchover", "--yes")
+    assert switchover.exit_code == 4, switchover
+    assert "patroni password: environment variable GARDENCTL_TEST_UNSET_PW is not set" in switchover.stderr.splitlines()[0]
