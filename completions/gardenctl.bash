@@ -25,7 +25,7 @@ _gardenctl_options() {
         "history") echo '--limit -n --all-contexts --config -c --context --output -o --help -h' ;;
         "lab") echo '--help -h' ;;
         "lab up") echo '--dir --base-port --sync --no-sync --pg-bindir --run-as --context-name --timeout --config -c --output -o --help -h' ;;
-        "lab down") echo '--dir --purge --help -h' ;;
+        "lab down") echo '--dir --purge --config -c --help -h' ;;
         "lab status") echo '--dir --output -o --help -h' ;;
         "lab logs") echo '--lines -n --follow -f --dir --help -h' ;;
         "config") echo '--help -h' ;;
@@ -64,7 +64,7 @@ _gardenctl_value_options() {
         "failover") echo '--candidate --reason --max-lag --timeout --config -c --context --output -o' ;;
         "history") echo '--limit -n --config -c --context --output -o' ;;
         "lab up") echo '--dir --base-port --pg-bindir --run-as --context-name --timeout --config -c --output -o' ;;
-        "lab down") echo '--dir' ;;
+        "lab down") echo '--dir --config -c' ;;
         "lab status") echo '--dir --output -o' ;;
         "lab logs") echo '--lines -n --dir' ;;
         "config view") echo '--config -c --output -o' ;;
@@ -107,6 +107,7 @@ _gardenctl_option_values() {
         "lab up|--config"|"lab up|-c") echo '@file' ;;
         "lab up|--output"|"lab up|-o") echo 'table json yaml' ;;
         "lab down|--dir") echo '@dir' ;;
+        "lab down|--config"|"lab down|-c") echo '@file' ;;
         "lab status|--dir") echo '@dir' ;;
         "lab status|--output"|"lab status|-o") echo 'table json yaml' ;;
         "lab logs|--dir") echo '@dir' ;;

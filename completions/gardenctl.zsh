@@ -39,7 +39,7 @@ _gardenctl_options() {
         "history") print -rl -- '--limit:Show the newest N rows (0: none, only the header)' '-n:Show the newest N rows (0: none, only the header)' '--all-contexts:Show journal entries of every context, not only the current one' '--config:Config file' '-c:Config file' '--context:Cluster context to use' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "lab") print -rl -- '--help:Show help and exit' '-h:Show help and exit' ;;
         "lab up") print -rl -- '--dir:Lab directory' '--base-port:First port of the lab'\''s range (it uses base..base+42)' '--sync:Start with Patroni synchronous_mode on (no acknowledged write lost...' '--no-sync:Start with Patroni synchronous_mode on (no acknowledged write lost...' '--pg-bindir:PostgreSQL server binaries (default: pg_config --bindir, then /usr/...' '--run-as:Unprivileged user for Patroni/PostgreSQL when running as root (defa...' '--context-name:Name of the context written to the config file' '--timeout:Seconds to wait for the cluster to become ready' '--config:Config file' '-c:Config file' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
-        "lab down") print -rl -- '--dir:Lab directory' '--purge:Also delete the lab directory (data, logs, secrets)' '--help:Show help and exit' '-h:Show help and exit' ;;
+        "lab down") print -rl -- '--dir:Lab directory' '--purge:Also delete the lab directory (data, logs, secrets) and the config...' '--config:Config file' '-c:Config file' '--help:Show help and exit' '-h:Show help and exit' ;;
         "lab status") print -rl -- '--dir:Lab directory' '--output:Output format: table, json or yaml' '-o:Output format: table, json or yaml' '--help:Show help and exit' '-h:Show help and exit' ;;
         "lab logs") print -rl -- '--lines:How many lines from the end' '-n:How many lines from the end' '--follow:Keep printing new lines (Ctrl-C to stop)' '-f:Keep printing new lines (Ctrl-C to stop)' '--dir:Lab directory' '--help:Show help and exit' '-h:Show help and exit' ;;
         "config") print -rl -- '--help:Show help and exit' '-h:Show help and exit' ;;
@@ -78,7 +78,7 @@ _gardenctl_value_options() {
         "failover") print -r -- '--candidate --reason --max-lag --timeout --config -c --context --output -o' ;;
         "history") print -r -- '--limit -n --config -c --context --output -o' ;;
         "lab up") print -r -- '--dir --base-port --pg-bindir --run-as --context-name --timeout --config -c --output -o' ;;
-        "lab down") print -r -- '--dir' ;;
+        "lab down") print -r -- '--dir --config -c' ;;
         "lab status") print -r -- '--dir --output -o' ;;
         "lab logs") print -r -- '--lines -n --dir' ;;
         "config view") print -r -- '--config -c --output -o' ;;
@@ -121,6 +121,7 @@ _gardenctl_option_values() {
         "lab up|--config"|"lab up|-c") print -r -- '@file' ;;
         "lab up|--output"|"lab up|-o") print -r -- 'table json yaml' ;;
         "lab down|--dir") print -r -- '@dir' ;;
+        "lab down|--config"|"lab down|-c") print -r -- '@file' ;;
         "lab status|--dir") print -r -- '@dir' ;;
         "lab status|--output"|"lab status|-o") print -r -- 'table json yaml' ;;
         "lab logs|--dir") print -r -- '@dir' ;;

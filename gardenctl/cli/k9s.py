@@ -15,10 +15,10 @@ from gardenctl.cli.common import ConfigOpt, ContextOpt, make_env
 k9s_app = typer.Typer(
     help=(
         "K9s, the terminal UI for Kubernetes, on this cluster's K3s, with shortcuts that run gardenctl.\n\n"
-        "[bold]gardenctl k9s[/bold] starts k9s on the kubeconfig and context of the cluster's [bold]kubernetes:[/bold] "
+        "`gardenctl k9s` starts k9s on the kubeconfig and context of the cluster's `kubernetes:` "
         "config section (kubeconfig: path, default ~/.kube/config; context: name, default the kubeconfig's "
         "current-context; namespace: where k9s opens, default gardenos). "
-        "[bold]gardenctl k9s plugins --write[/bold] installs k9s shortcuts for database status (Shift-G), check "
+        "`gardenctl k9s plugins --write` installs k9s shortcuts for database status (Shift-G), check "
         "(Shift-H), drill list (Shift-J) and switchover (Shift-X, confirmed, hidden in read-only k9s)."
     ),
     invoke_without_command=True,

@@ -30,7 +30,7 @@ app = typer.Typer(
     help=(
         "Ops console for the GardenOS stack: PostgreSQL run by Patroni with etcd, HAProxy in front, K3s for the "
         "services, all on Hetzner Cloud.\n\n"
-        "Start with [bold]gardenctl lab up[/bold] (a real local cluster) and [bold]gardenctl status[/bold]."
+        "Start with `gardenctl lab up` (a real local cluster) and `gardenctl status`."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -122,9 +122,26 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("GARDENCTL_DEBUG", "").lower() in ("1", "true", "yes")
 
 
+def _help_layout() -> None:
+    """Help that is never cut off: piped help is laid out 110 columns wide (like every other output when it is not a
+    terminal); on a terminal narrower than 110 columns, where rich's option tables would truncate option names with
+    an ellipsis, click's plain layout wraps every line instead."""
+    import shutil
+
+    import typer.core
+    import typer.rich_utils
+
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        if shutil.get_terminal_size((80, 24)).columns < 110:
+            typer.core.HAS_RICH = False
+    elif not os.environ.get("TERMINAL_WIDTH"):
+        typer.rich_utils.MAX_WIDTH = 110
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     err = make_console(stderr=True)
+    _help_layout()
     command = typer.main.get_command(app_for(argv))
     try:
         result = command.main(args=argv, prog_name="gardenctl", standalone_mode=False)

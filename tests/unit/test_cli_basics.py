@@ -152,3 +152,32 @@ def test_gardenctl_never_imports_the_etcd3_package():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+HELP_SCRIPT = """
+import contextlib, io, json, sys
+from gardenctl.cli.main import main
+cut = {}
+for path in json.loads(sys.argv[1]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main([*path, "--help"])
+    lines = [ln for ln in buf.getvalue().splitlines() if "\\u2026" in ln]
+    if lines:
+        cut[" ".join(path)] = lines
+print(json.dumps(cut))
+"""
+
+
+@pytest.mark.parametrize("columns", ["80", "100", None], ids=["terminal-80", "terminal-100", "piped"])
+def test_help_never_cuts_off_an_option_or_a_default(columns):
+    # rich's option tables truncate with an ellipsis when the terminal is narrow; gardenctl must wrap instead.
+    import json
+
+    paths = [list(p) for p, _ in ALL_COMMANDS[1:]]
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    if columns:
+        env["COLUMNS"] = columns
+    proc = subprocess.run([sys.executable, "-c", HELP_SCRIPT, json.dumps(paths)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {}

@@ -297,10 +297,19 @@ def test_https_endpoints_keep_verification():
     assert (hp.stats_url, hp.stats_socket, hp.timeout_seconds, hp.rw_backend) == ("http://db1:7000/stats", None, 3.0, "pg_rw")
 
 
-def test_missing_password_file_is_a_config_error():
-    cfg = cluster_config(patroni_extra={"username": "patroni", "password-file": "/nonexistent/secret"})
+def test_missing_etcd_password_file_is_a_config_error():
+    # etcd asks for credentials on reads too; Patroni does not (see test_status_cli: read without its password)
+    cfg = cluster_config('etcd: {endpoints: ["http://10.0.0.21:2379"], username: root, password-file: /nonexistent/secret}')
     with pytest.raises(ConfigError, match="cannot read password file /nonexistent/secret"):
         collect(cfg, now=NOW)
+
+
+def test_missing_patroni_password_file_is_a_config_error_for_a_changing_client_only():
+    cfg = cluster_config(patroni_extra={"username": "patroni", "password-file": "/nonexistent/secret"})
+    with pytest.raises(ConfigError, match="cannot read password file /nonexistent/secret"):
+        patroni_client(cfg)
+    with patroni_client(cfg, read_only=True) as p:
+        assert p.http.username is None and p.http.password is None
 
 
 def test_postgres_endpoint(tmp_path, monkeypatch):
