@@ -187,7 +187,7 @@ class PatroniClient:
             pool.shutdown(wait=False, cancel_futures=True)
         if backend_error is not None and len(errors) == 1:
             raise backend_error
-        summary = "; ".join(errors[ep] for ep in endpoints if ep in errors)
+        summary = "; ".join(errors[ep].removeprefix("patroni: ") for ep in endpoints if ep in errors)
         raise BackendUnreachable(f"patroni: no member answered {what}: {summary}", hint="check the patroni.endpoints of this context and that Patroni runs")
 
     def _get_json(self, url: str, what: str) -> Any:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gardenctl.cli.common import ConfigOpt, ContextOpt, Output, OutputOpt, WatchOpt, make_env
+from gardenctl.errors import ExitCode
 
 TimeoutOpt = Annotated[
     Optional[float],
@@ -72,8 +73,8 @@ def status(
 
 def _watch(env, once, interval: float, count: int | None) -> int:  # noqa: ANN001
     """Refresh every ``interval`` seconds. On a terminal: a rich Live view in the alternate screen (fits the pane,
-    compact below 100 columns); otherwise each refresh is printed in turn. Ctrl-C ends it; the exit code is the last
-    refresh's worst finding."""
+    compact below 100 columns); otherwise each refresh is printed in turn. Ctrl-C ends it with exit code 130 (as
+    for any interrupted command); with --count, the exit code is the last refresh's worst finding."""
     from gardenctl.render.status_view import status_renderable
 
     out = env.out
@@ -105,5 +106,5 @@ def _watch(env, once, interval: float, count: int | None) -> int:  # noqa: ANN00
                 out.file.write("\n")
                 print_view(out, frame())
     except KeyboardInterrupt:
-        pass
+        return int(ExitCode.INTERRUPTED)  # 130, as the README's exit-code table says
     return code

@@ -91,6 +91,7 @@ def test_critical_summary_names_the_first_critical_then_counts():
         ([CRITICAL, WARNING, WARNING], "c0; 2 warnings"),
         ([WARNING, CRITICAL, CRITICAL, UNKNOWN], "c1; 1 more critical; 1 unknown; 1 warning"),
         ([WARNING], "w0"),
+        ([WARNING, WARNING, WARNING], "w0; 2 more warnings"),
         ([UNKNOWN, WARNING], "u0; 1 warning"),
     ],
 )

@@ -106,3 +106,13 @@ def test_every_drill_command_has_help(cli):
     for option in ("--repeat", "--report", "--force", "--yes", "--rate", "--playbook", "--failsafe", "--dry-run"):
         assert option in run_help
     assert "Exit codes: 0 every threshold held" in run_help
+
+
+def test_unreachable_patroni_is_exit_5_like_switchover(cli, isolated_home, tmp_path):
+    lab_dir = tmp_path / "lab"  # a lab context whose processes are not running: nothing answers on port 9
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.replace("  prod:\n", f"  prod:\n    lab-dir: {lab_dir}\n"))
+    result = cli("drill", "run", "switchover", "--yes", config=config, env=isolated_home)
+    assert result.exit_code == 5, result
+    error = next(line for line in result.stderr.splitlines() if line.startswith("Error: "))
+    assert error == "Error: patroni: no member answered GET /cluster: http://127.0.0.1:9/cluster: connection refused", result.stderr

@@ -5,6 +5,7 @@ Exact output per format, exit codes, and what must not be imported."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -423,3 +424,26 @@ def test_status_and_check_read_patroni_without_its_password(loop):
     switchover = cli(loop, "switchover", "--yes")
     assert switchover.exit_code == 4, switchover
     assert "patroni password: environment variable GARDENCTL_TEST_UNSET_PW is not set" in switchover.stderr.splitlines()[0]
+
+
+def test_status_watch_ended_with_ctrl_c_exits_130(loop):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GARDENCTL_")}
+    env.update({"COLUMNS": "120", "GARDENCTL_STATE_DIR": str(loop.state), "NO_COLOR": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gardenctl", "--config", str(loop.config_path), "status", "--watch", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,
+    )
+    deadline = time.monotonic() + 30
+    first = ""
+    while "Ctrl-C to quit" not in first and time.monotonic() < deadline and proc.poll() is None:
+        first += proc.stdout.readline()
+    assert "Ctrl-C to quit" in first, "the first refresh never came"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in err

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from gardenctl.errors import GardenError, OperationFailed, OperationTimeout
+from gardenctl.errors import BackendUnreachable, GardenError, OperationFailed, OperationTimeout
 from gardenctl.model import Check, EtcdCluster, PatroniCluster
 from gardenctl.ops.drill import measure
 from gardenctl.ops.drill.faults import Ledger, recover
@@ -184,8 +184,10 @@ def plan_drill(playbook: Playbook, adapters: Any, options: DrillOptions = DrillO
     try:
         cluster = adapters.patroni.get_cluster(with_config=True)
         checks.append(Check("patroni", True, f"answered ({len(cluster.members)} members)"))
+    except BackendUnreachable:
+        raise  # nothing to plan without Patroni: the same error (and exit code) as switchover's
     except GardenError as exc:
-        checks.append(Check("patroni", False, exc.message))
+        checks.append(Check("patroni", False, exc.message.removeprefix("patroni: ")))
     etcd: EtcdCluster | None = None
     try:
         etcd = adapters.etcd.get_cluster()
@@ -232,7 +234,10 @@ def plan_drill(playbook: Playbook, adapters: Any, options: DrillOptions = DrillO
         leader_name = cluster.leader.name if cluster is not None and cluster.leader else None
         ok = leader_name is not None and state.rw_target == leader_name
         up = ", ".join(s.name for s in state.rw_up) or "none"
-        checks.append(Check("haproxy routes to the leader", ok, f"read-write UP: {up}", overridable=True))
+        why = "" if ok or leader_name is not None else " (the leader is unknown)"
+        if not ok and leader_name is not None:
+            why = f" (the leader is {leader_name})"
+        checks.append(Check("haproxy routes to the leader", ok, f"read-write UP: {up}{why}", overridable=True))
     except GardenError as exc:
         checks.append(Check("haproxy routes to the leader", False, exc.message, overridable=True))
     problems = adapters.target.problems()

@@ -24,7 +24,7 @@ def _plan(plan: DrillPlan, console: Console) -> None:
     mode = "synchronous_mode on" if plan.synchronous_mode else "synchronous_mode off"
     console.print(
         f"Drill [bold]{escape(plan.playbook)}[/bold] on {escape(plan.context)}: {escape(plan.summary)}\n"
-        f"  leader {escape(plan.leader or 'none')}, {mode}, ttl {plan.ttl_seconds if plan.ttl_seconds is not None else '?'} s; "
+        f"  leader {escape(plan.leader or 'none')}, {mode}, {f'ttl {plan.ttl_seconds} s' if plan.ttl_seconds is not None else 'ttl unknown'}; "
         f"faults through {escape(plan.fault_target)}; probe {plan.rate:g} writes/s"
         + (f"; {plan.repeat} runs" if plan.repeat > 1 else ""),
         highlight=False,
