@@ -161,6 +161,8 @@ def run_cmd(
                 path = None
             verdict = "PASS" if run.passed else "FAIL"
             env.progress(f"run {i}/{repeat}: {verdict}" + (f" ({', '.join(run.failed_figures)})" if run.failed_figures else "") + (f"; recorded in {path}" if path else ""))
+            if run.interrupted:
+                raise KeyboardInterrupt  # recorded above; the boundary says "Interrupted." and exits 130
             if not run.recovered:
                 break
         result = DrillReport(
@@ -234,6 +236,9 @@ def _journal(env: Env, entry: Any, started: float, playbook: str, runs: list[Any
 
     if exc is None:
         outcome, message = journal.SUCCEEDED, f"drill {playbook}: {len(runs)} run(s) passed"
+    elif isinstance(exc, KeyboardInterrupt):
+        outcome = journal.outcome_for_error(exc)
+        message = "interrupted" + (f" during run {len(runs)}; the cluster was recovered: {runs[-1].recovery_message}" if runs and runs[-1].recovered else "")
     elif runs:
         outcome = journal.FAILED
         message = exc.message if isinstance(exc, GardenError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))

@@ -127,3 +127,43 @@ def test_drill_refuses_an_unhealthy_cluster_unless_forced(lab):
     assert result.exit_code == 7, result
     assert "Error: drill switchover refused: replicas streaming: not streaming: " in result.stderr
     assert "hint: --force runs it anyway on an unhealthy cluster" in result.stderr
+
+
+def test_ctrl_c_during_a_drill_recovers_records_the_run_and_leaves_no_probe_rows(lab):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gardenctl.backends.postgres import connect
+    from gardenctl.ops.clients import postgres_endpoint
+    from gardenctl.ops.drill import history
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GARDENCTL_")}
+    env.update({"GARDENCTL_STATE_DIR": str(lab.state_dir), "NO_COLOR": "1", "COLUMNS": "160"})
+    before = len(history.read(lab.state_dir).runs)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gardenctl", "--config", str(lab.config_path), "drill", "run", "kill-leader", "--yes"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,
+    )
+    seen = ""
+    deadline = time.monotonic() + 90
+    while "fault:" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += proc.stderr.readline()
+    assert proc.poll() is None, seen
+    time.sleep(3)  # in the middle of the outage
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=240)
+    err = seen + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    runs = history.read(lab.state_dir).runs
+    assert len(runs) == before + 1, err
+    run = runs[-1]
+    assert run.interrupted and not run.passed and run.recovered, run
+    entry = journal.read(lab.state_dir)[-1]
+    assert entry.outcome == "aborted" and entry.message.startswith("interrupted during run 1"), entry
+    with connect(postgres_endpoint(lab.cluster, "rw")) as conn:
+        left = conn.execute("SELECT count(*) FROM gardenctl_drill.probe WHERE run_id = %s", (run.run_id,)).fetchone()[0]
+    assert left == 0

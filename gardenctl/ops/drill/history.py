@@ -115,4 +115,5 @@ def _row(data: dict[str, Any]) -> HistoryRow:
         failed=failed,
         recovered=bool(data.get("recovered", True)),
         run_id=str(data.get("run_id") or ""),
+        interrupted=bool(data.get("interrupted", False)),
     )

@@ -9,6 +9,9 @@ from typing import Any
 from gardenctl.model import Check, blocking_checks, overridden_checks
 
 
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
 @dataclass(frozen=True, slots=True)
 class Figure:
     """One measured figure. ``limit`` None: reported, not judged. ``passed`` None when there is no limit."""
@@ -55,7 +58,7 @@ class DrillRun:
     """One execution of a playbook (one of ``--repeat N``)."""
 
     __kind__ = "DrillRun"
-    __json_properties__ = ("passed", "failed_figures")
+    __json_properties__ = ("passed", "failed_figures", "interrupted")
 
     playbook: str
     context: str
@@ -82,6 +85,11 @@ class DrillRun:
     recovery_message: str = ""
     aborted: str | None = None
     patroni_config_applied: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        """Ended early by Ctrl-C (the cluster was still recovered and the figures measured up to then)."""
+        return bool(self.aborted and self.aborted.startswith(INTERRUPTED))
 
     def figure(self, name: str) -> Figure | None:
         return next((f for f in self.figures if f.name == name), None)
@@ -162,6 +170,7 @@ class HistoryRow:
     failed: tuple[str, ...] = ()
     recovered: bool = True
     run_id: str = ""
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

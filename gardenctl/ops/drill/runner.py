@@ -31,7 +31,7 @@ from gardenctl.ops.drill.probes import (
     ensure_probe_table,
     read_probe_ids,
 )
-from gardenctl.ops.drill.result import DrillEvent, DrillPlan, DrillRun, Figure
+from gardenctl.ops.drill.result import INTERRUPTED, DrillEvent, DrillPlan, DrillRun, Figure
 from gardenctl.wait import REAL_CLOCK, Clock, wait_until
 
 Progress = Callable[[str], None]
@@ -392,31 +392,37 @@ def run_drill(
         if read is not None:
             read.start()
         ticker.start()
-        run.step_text = "baseline"
-        baseline = playbook.probe.baseline_seconds
         try:
-            wait_until(
-                lambda: (now() >= baseline and write.recent_ok(min(baseline, 1.0) or 0.5), f"writes: {write.snapshot()[1]} ok, {write.snapshot()[2]} failed"),
-                timeout=baseline + 30.0,
-                interval=0.1,
-                what="writes to flow through HAProxy before the first fault",
-                clock=clock,
-            )
-            run.event(f"baseline: writes flowing through {adapters.rw.where} ({write.snapshot()[1]} acknowledged)")
-        except OperationTimeout as exc:
-            last = write.snapshot()[3]
-            raise OperationFailed(f"{exc.message}" + (f"; last probe error: {last}" if last else "")) from exc
-        for index, step in enumerate(playbook.steps, start=1):
-            run.step_index, run.step_text = index, step.describe()
+            run.step_text = "baseline"
+            baseline = playbook.probe.baseline_seconds
             try:
-                _run_step(step, adapters, run, ledger, pwatch, hwatch, write, leader_before, clock, config0.ttl_seconds if config0 else None)
-            except GardenError as exc:
-                aborted = f"step {index} ({step.describe()}): {exc.message}"
-                run.event(f"step {index} failed, skipping the rest: {exc.message}")
-                break
-        run.step_text = "settling"
-        if aborted is None and playbook.probe.settle_seconds:
-            clock.sleep(playbook.probe.settle_seconds)
+                wait_until(
+                    lambda: (now() >= baseline and write.recent_ok(min(baseline, 1.0) or 0.5), f"writes: {write.snapshot()[1]} ok, {write.snapshot()[2]} failed"),
+                    timeout=baseline + 30.0,
+                    interval=0.1,
+                    what="writes to flow through HAProxy before the first fault",
+                    clock=clock,
+                )
+                run.event(f"baseline: writes flowing through {adapters.rw.where} ({write.snapshot()[1]} acknowledged)")
+            except OperationTimeout as exc:
+                last = write.snapshot()[3]
+                raise OperationFailed(f"{exc.message}" + (f"; last probe error: {last}" if last else "")) from exc
+            for index, step in enumerate(playbook.steps, start=1):
+                run.step_index, run.step_text = index, step.describe()
+                try:
+                    _run_step(step, adapters, run, ledger, pwatch, hwatch, write, leader_before, clock, config0.ttl_seconds if config0 else None)
+                except GardenError as exc:
+                    aborted = f"step {index} ({step.describe()}): {exc.message}"
+                    run.event(f"step {index} failed, skipping the rest: {exc.message}")
+                    break
+            run.step_text = "settling"
+            if aborted is None and playbook.probe.settle_seconds:
+                clock.sleep(playbook.probe.settle_seconds)
+        except KeyboardInterrupt:
+            # Ctrl-C: stop breaking things, but still recover, measure what happened so far and clean up the probe rows;
+            # the caller records the run and then exits as interrupted.
+            aborted = f"{INTERRUPTED} during {run.step_text}"
+            run.event(f"{INTERRUPTED} during {run.step_text}: recovering")
     finally:
         ticker_stop.set()
         for probe in (write, read):

@@ -156,7 +156,7 @@ def _history(result: DrillHistory, console: Console) -> None:
     for r in result.runs:
         started = (r.started_at or "?").replace("T", " ").replace("Z", "")[:19]
         mode = "-" if r.synchronous_mode is None else ("sync" if r.synchronous_mode else "async")
-        verdict = "PASS" if r.passed else ("FAIL" if r.recovered else "FAIL (unrecovered)")
+        verdict = "PASS" if r.passed else ("INTERRUPTED" if r.interrupted else "FAIL") + ("" if r.recovered else " (unrecovered)")
         cells = [format_value(r.figures.get(name), unit) for name, _, unit in _HISTORY_FIGURES]
         table.add_row(started, escape(r.context), escape(r.playbook), mode, _verdict(verdict) if verdict in ("PASS", "FAIL") else f"[bold red]{verdict}[/bold red]", *cells, escape(", ".join(r.failed)))
     console.print(table)
