@@ -96,7 +96,16 @@ def prepare(
         if output == Output.table or dry_run or not plan.ok:
             emit(env, plan, output)
         if not plan.ok:
-            raise PreconditionFailed("db prepare refused: " + plan.problems[0], details=list(plan.problems[1:]))
+            more = len(plan.problems) - 1
+            raise PreconditionFailed(
+                "db prepare refused: " + plan.problems[0] + (f" (and {more} more problem(s), listed above)" if more else ""),
+                hint=(
+                    "give the role passwords with --passwords-file FILE (format of manifests/secrets/gardenos-db.env) "
+                    "or GARDENCTL_DB_SUPABASE_PASSWORD / GARDENCTL_DB_APP_PASSWORD / GARDENCTL_DB_KRATOS_PASSWORD"
+                    if any("password" in p for p in plan.problems)
+                    else None
+                ),
+            )
         if dry_run:
             env.progress("dry run: nothing was changed" + (" (already prepared)" if plan.complete else ""))
             return
