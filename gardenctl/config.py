@@ -587,18 +587,21 @@ def upsert_cluster(path: Path, name: str, cluster_raw: dict[str, Any], *, make_c
     write_raw(path, new)
 
 
-def lab_contexts(path: Path | None, lab_dir: Path) -> list[str]:
-    """Names of the contexts in the config file whose ``lab-dir`` is ``lab_dir`` (none when there is no file)."""
-    config = load_config(path)
-    if not config.exists:
-        return []
+def _lab_context_names(clusters: dict[str, Any], lab_dir: Path) -> list[str]:
     target = Path(lab_dir).resolve()
-    clusters = _plain(config.raw).get("clusters") or {}
     return [
         name
         for name, cluster in clusters.items()
         if isinstance(cluster, dict) and cluster.get("lab-dir") and Path(str(cluster["lab-dir"])).expanduser().resolve() == target
     ]
+
+
+def lab_contexts(path: Path | None, lab_dir: Path) -> tuple[Path, list[str]]:
+    """The config file and the names of its contexts whose ``lab-dir`` is ``lab_dir`` (none when there is no file)."""
+    config = load_config(path)
+    if not config.exists:
+        return config.path, []
+    return config.path, _lab_context_names(_plain(config.raw).get("clusters") or {}, lab_dir)
 
 
 def remove_lab_contexts(path: Path | None, lab_dir: Path) -> tuple[Path, list[str]]:
@@ -609,12 +612,7 @@ def remove_lab_contexts(path: Path | None, lab_dir: Path) -> tuple[Path, list[st
         return config.path, []
     raw = _plain(config.raw)
     clusters = raw.get("clusters") or {}
-    target = Path(lab_dir).resolve()
-    gone = [
-        name
-        for name, cluster in clusters.items()
-        if isinstance(cluster, dict) and cluster.get("lab-dir") and Path(str(cluster["lab-dir"])).expanduser().resolve() == target
-    ]
+    gone = _lab_context_names(clusters, lab_dir)
     if not gone:
         return config.path, []
     for name in gone:

@@ -239,12 +239,9 @@ def _journal(env: Env, entry: Any, started: float, playbook: str, runs: list[Any
     elif isinstance(exc, KeyboardInterrupt):
         outcome = journal.outcome_for_error(exc)
         message = "interrupted" + (f" during run {len(runs)}; the cluster was recovered: {runs[-1].recovery_message}" if runs and runs[-1].recovered else "")
-    elif runs:
-        outcome = journal.FAILED
-        message = exc.message if isinstance(exc, GardenError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
     else:
-        outcome = journal.outcome_for_error(exc)
-        message = exc.message if isinstance(exc, GardenError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
+        outcome = journal.FAILED if runs else journal.outcome_for_error(exc)
+        message = exc.message if isinstance(exc, GardenError) else str(exc)
     details = {
         "playbook": playbook,
         "runs": [

@@ -36,14 +36,13 @@ def _not_someone_elses(env, lab, lab_dir: Path | None) -> None:  # noqa: ANN001
     purge or reconfigure it unless it is named with --dir."""
     import os
 
-    from gardenctl.config import lab_contexts, load_config
+    from gardenctl.config import lab_contexts
     from gardenctl.errors import GardenError, PreconditionFailed
 
     if lab_dir is not None or os.environ.get("GARDENCTL_LAB_DIR") or os.geteuid() != 0 or lab.load_state() is None:
         return
     try:
-        mine = lab_contexts(env.config_path, lab.dir)
-        path = load_config(env.config_path).path
+        path, mine = lab_contexts(env.config_path, lab.dir)
     except GardenError:
         return  # a config gardenctl cannot read is reported by the commands that need it
     if not mine:

@@ -18,13 +18,12 @@ base + 42      HAProxy stats page (``/stats``)
 
 from __future__ import annotations
 
-import grp
 import json
 import os
 import pwd
 import secrets
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import stat as statmode
@@ -34,7 +33,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-
 
 from gardenctl import yamltext
 from gardenctl.errors import GardenError, OperationFailed, PreconditionFailed, UsageError
@@ -256,6 +254,29 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+_DIR_BLOCKED = 3
+# Run as the user Patroni runs as: exit 3 naming the first ancestor of the lab directory it cannot enter, else import
+# Patroni (the exit code and traceback say why that fails).
+_RUNNABLE_PROBE = """
+import os, sys
+path = sys.argv[1]
+parts = [p for p in path.split("/") if p]
+for i in range(len(parts) + 1):
+    ancestor = "/" + "/".join(parts[:i])
+    if not os.path.exists(ancestor):
+        break
+    if not os.access(ancestor, os.X_OK):
+        print("blocked " + ancestor)
+        sys.exit(3)
+import patroni, psycopg
+"""
+
+
+def _port_owner(what: str) -> str:
+    """The lab process a port of `Ports.all` belongs to: "etcd0 client" -> etcd0, "HAProxy stats" -> haproxy."""
+    return "haproxy" if what.startswith("HAProxy") else what.split()[0]
+
+
 def find_pg_bindir(explicit: str | None = None) -> str:
     """``--pg-bindir``, then ``pg_config --bindir``, then the newest /usr/lib/postgresql/*/bin with initdb."""
     candidates: list[str] = []
@@ -395,17 +416,14 @@ class Lab:
                     f"PostgreSQL refuses to run as root and there is no user {run_as!r} to run it as",
                     hint=f"create one (useradd --system --home-dir /var/lib/postgresql {run_as}) or pass --run-as USER",
                 ) from exc
-        self._check_dir_reachable(run_as)
-        self._check_patroni_runnable(run_as)
-        ours = set(running or ())
-        if state is not None:  # a Patroni that died can leave its PostgreSQL running: its port is ours too
+        self._check_runnable(run_as)
+        ports = Ports(options.base_port).all()
+        # The ports of this lab's own running processes are busy on purpose; so is the port of a PostgreSQL whose
+        # Patroni died (Patroni takes it over when it starts).
+        ours = {what for _, what in ports if _port_owner(what) in (running or set())}
+        if state is not None:
             ours |= {f"{n} PostgreSQL" for n, r in state.processes.items() if r.kind == "patroni" and postmaster_pid(r.data_dir)}
-        busy = [
-            f"{port} ({what})"
-            for port, what in Ports(options.base_port).all()
-            if what.split()[0] not in ours and what not in ours and not (what.startswith("HAProxy") and "haproxy" in ours)
-            and port_in_use(port)
-        ]
+        busy = [f"{port} ({what})" for port, what in ports if what not in ours and port_in_use(port)]
         if busy:
             raise PreconditionFailed(
                 f"port{'s' if len(busy) > 1 else ''} already in use: {', '.join(busy)}",
@@ -413,37 +431,10 @@ class Lab:
             )
         return pg_bindir, run_as, tools
 
-    def _check_dir_reachable(self, run_as: str | None) -> None:
-        """The user that runs PostgreSQL must be able to get into the lab directory: every existing ancestor searchable
-        by it. A directory under /root (mode 0700) is the usual trap."""
-        if run_as is None or os.geteuid() != 0:
-            return
-        pw = pwd.getpwnam(run_as)
-        groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if run_as in g.gr_mem}
-        path = self.dir.absolute()
-        for ancestor in [*reversed(path.parents), path]:
-            try:
-                st = ancestor.stat()
-            except FileNotFoundError:
-                break  # created by us later, mode 0755
-            except OSError:
-                continue
-            if st.st_uid == pw.pw_uid:
-                ok = bool(st.st_mode & statmode.S_IXUSR)
-            elif st.st_gid in groups:
-                ok = bool(st.st_mode & statmode.S_IXGRP)
-            else:
-                ok = bool(st.st_mode & statmode.S_IXOTH)
-            if not ok:
-                raise PreconditionFailed(
-                    f"user {run_as!r}, which runs PostgreSQL, cannot enter {ancestor} (mode {statmode.S_IMODE(st.st_mode):04o}), "
-                    f"so it cannot reach the lab directory {self.dir}",
-                    hint=f"give --dir a place {run_as} can reach (the default is {default_lab_dir()}; /tmp works too), "
-                    f"or chmod o+x {shlex.quote(str(ancestor))}",
-                )
-
-    def _check_patroni_runnable(self, run_as: str | None) -> None:
-        cmd = [patroni_python(), "-c", "import patroni, psycopg; print(patroni.__version__ if hasattr(patroni, '__version__') else '')"]
+    def _check_runnable(self, run_as: str | None) -> None:
+        """As the user (and groups) Patroni will run as: it can enter the lab directory (every existing ancestor
+        searchable; a directory under /root, mode 0700, is the usual trap) and import Patroni with this Python."""
+        cmd = [patroni_python(), "-c", _RUNNABLE_PROBE, str(self.dir.absolute())]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=30, **self._user_kwargs(run_as), env=self._env(run_as))
         except PermissionError as exc:
@@ -452,6 +443,15 @@ class Lab:
             result = subprocess.CompletedProcess(cmd, 126, "", str(exc))
         if result.returncode == 0:
             return
+        if result.returncode == _DIR_BLOCKED and result.stdout.startswith("blocked "):
+            ancestor = result.stdout[len("blocked "):].strip()
+            who = run_as or pwd.getpwuid(os.geteuid()).pw_name
+            raise PreconditionFailed(
+                f"user {who!r}, which runs PostgreSQL, cannot enter {ancestor} (mode {statmode.S_IMODE(os.stat(ancestor).st_mode):04o}), "
+                f"so it cannot reach the lab directory {self.dir}",
+                hint=f"give --dir a place {who} can reach (the default is {default_lab_dir()}; /tmp works too), "
+                f"or chmod o+x {shlex.quote(ancestor)}",
+            )
         err = (result.stderr or "").strip().splitlines()
         last = err[-1] if err else f"exit {result.returncode}"
         if "No module named" in last and "patroni" in last:

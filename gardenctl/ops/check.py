@@ -128,7 +128,7 @@ def summarize(status: Severity, findings: Iterable[Finding], rules: Iterable[Rul
     parts = [head]
     names = {Severity.CRITICAL: "critical", Severity.WARNING: "warning", Severity.UNKNOWN: "unknown"}
     if more:
-        parts.append(f"{more} more " + (_plural(more, "warning").split(" ", 1)[1] if status is Severity.WARNING else names[status]))
+        parts.append(f"{more} more {names[status]}" + ("s" if status is Severity.WARNING and more > 1 else ""))
     for sev in (Severity.CRITICAL, Severity.UNKNOWN, Severity.WARNING):
         if sev is status:
             continue
