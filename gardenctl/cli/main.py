@@ -21,7 +21,7 @@ from gardenctl.errors import ExitCode, GardenError
 from gardenctl.render import make_console
 
 # typer 0.29 vendors its own click (typer._click); its Exit/Abort are typer.Exit/typer.Abort.
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, UsageError as ClickUsageError
 
 INTERNAL_ERROR = 70
 
@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("Aborted.", highlight=False)
         return int(ExitCode.ABORTED)
+    except ClickUsageError as exc:
+        # One error line and a hint, laid out like every other gardenctl error (click prints three lines).
+        err.print(f"[bold red]Error:[/bold red] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+        path = exc.ctx.command_path if exc.ctx is not None else "gardenctl"
+        err.print(f"[yellow]hint:[/yellow] {escape(path)} -h shows the usage", highlight=False, soft_wrap=True)
+        return int(exc.exit_code)
     except ClickException as exc:
         exc.show(file=sys.stderr)
         return int(exc.exit_code)

@@ -77,10 +77,23 @@ def test_unknown_context_is_a_config_error(tmp_path):
     assert result.exit_code == 0 and result.stdout.strip() == "a"
 
 
-def test_usage_error_exit_code_2():
-    result = run_cli("lab", "up", "--base-port", "notanumber")
-    assert result.exit_code == ExitCode.USAGE
+@pytest.mark.parametrize(
+    "args, message, path",
+    [
+        (("lab", "up", "--base-port", "notanumber"), "Invalid value for '--base-port'", "gardenctl lab up"),
+        (("status", "--bogus"), "No such option: --bogus", "gardenctl status"),
+        (("swichover",), "No such command 'swichover'. Did you mean 'switchover'?", "gardenctl"),
+        (("lab", "logs"), "Missing argument", "gardenctl lab logs"),
+    ],
+)
+def test_usage_error_is_one_line_with_a_hint_and_exit_code_2(args, message, path):
+    result = run_cli(*args)
+    assert result.exit_code == ExitCode.USAGE, result
     assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2, result
+    assert lines[0].startswith("Error: ") and message in lines[0], result
+    assert lines[1] == f"hint: {path} -h shows the usage", result
 
 
 def test_version():
