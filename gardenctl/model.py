@@ -97,6 +97,22 @@ def parse_int(value: Any) -> int | None:
     return None
 
 
+def endpoint_key(url: str | None) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a REST URL, to match a configured endpoint with a member's ``api_url``."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     """What a member's tags say about promoting it (field case F04)."""
@@ -122,6 +138,10 @@ class PatroniMember:
     pending_restart: bool = False
     scheduled_restart: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    # Set when this member's own REST API (a configured endpoint) did not answer while /cluster was read: /cluster
+    # comes from the DCS, which keeps a stopped member's last state until its key expires (ttl). None: it answered,
+    # or it was not asked (no configured endpoint is this member's api_url).
+    api_error: str | None = None
 
     @property
     def role_known(self) -> bool:
@@ -209,6 +229,9 @@ class PatroniCluster:
     scheduled_switchover: ScheduledSwitchover | None = None
     config: PatroniConfig | None = None
     source: str | None = None
+    # Configured endpoints that did not answer GET /cluster (endpoint -> error); filled only by a read that asked
+    # every endpoint (status/check). A member whose api_url is one of them carries the error as ``api_error``.
+    unanswered: dict[str, str] = field(default_factory=dict)
 
     def member(self, name: str) -> PatroniMember | None:
         return next((m for m in self.members if m.name == name), None)
@@ -267,6 +290,8 @@ class PatroniCluster:
         elig = member.eligibility
         if not elig.eligible:
             problems.append(elig.reason or "not eligible by its tags")
+        if member.api_error is not None:
+            problems.append(f"its REST API does not answer ({member.api_error})")
         if self.synchronous_mode and not member.is_sync_standby:
             problems.append("not a synchronous standby (synchronous_mode is on)")
         return problems

@@ -3,8 +3,10 @@ GardenError."""
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
@@ -17,11 +19,19 @@ from gardenctl.model import (
     PatroniMember,
     ScheduledSwitchover,
     TimelineEntry,
+    endpoint_key,
     parse_bool,
     parse_int,
 )
 
 T = TypeVar("T")
+
+
+def _reason(message: str, endpoint: str) -> str:
+    """The reason part of an HTTP error message ("patroni: GET <url>: connection refused" -> "connection refused")."""
+    text = message.removeprefix("patroni: ")
+    head, sep, tail = text.partition(f"{endpoint}/cluster")
+    return tail.lstrip(": ").strip() or text if sep else text
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -103,6 +113,19 @@ def parse_cluster(raw: Any, source: str | None = None, config: PatroniConfig | N
         config=config,
         source=source,
     )
+
+
+def with_unanswered(cluster: PatroniCluster, unanswered: dict[str, str]) -> PatroniCluster:
+    """``cluster`` with the configured endpoints that did not answer (endpoint -> error), and each member whose
+    ``api_url`` is one of them carrying the error as ``api_error``."""
+    if not unanswered:
+        return cluster
+    by_key = {endpoint_key(ep): error for ep, error in unanswered.items()}
+    members = tuple(
+        replace(m, api_error=by_key[key]) if (key := endpoint_key(m.api_url)) is not None and key in by_key else m
+        for m in cluster.members
+    )
+    return replace(cluster, members=members, unanswered=dict(unanswered))
 
 
 def parse_history(raw: Any) -> tuple[TimelineEntry, ...]:
@@ -193,11 +216,29 @@ class PatroniClient:
     def _get_json(self, url: str, what: str) -> Any:
         return json_of(request(self._client, "GET", url, what="patroni"), what)
 
-    def get_cluster(self, *, with_config: bool = True) -> PatroniCluster:
-        """The cluster as the DCS sees it, from the first member that answers, plus the dynamic config."""
+    def get_cluster(self, *, with_config: bool = True, every_endpoint: bool = False) -> PatroniCluster:
+        """The cluster as the DCS sees it, from the first member that answers, plus the dynamic config.
+
+        Every endpoint is asked at once. With ``every_endpoint`` the answer also waits (at most one request timeout
+        from the start) for the other endpoints and records those that did not answer in ``unanswered``, and on the
+        member whose ``api_url`` each one is as ``api_error``: /cluster comes from the DCS, which keeps a stopped
+        member, with its last state ("streaming"), until its key expires after ttl; its own REST API not answering
+        is the first sign that it is gone (status and check)."""
+        outcome: dict[str, str | None] = {}
+        settled = threading.Condition()
+
+        def note(ep: str, error: str | None) -> None:
+            with settled:
+                outcome[ep] = error
+                settled.notify_all()
 
         def fetch(ep: str) -> tuple[Any, Any]:
-            cluster = self._get_json(f"{ep}/cluster", "/cluster")
+            try:
+                cluster = self._get_json(f"{ep}/cluster", "/cluster")
+            except GardenError as exc:
+                note(ep, _reason(exc.message, ep))
+                raise
+            note(ep, None)
             config = None
             if with_config:
                 try:
@@ -206,9 +247,22 @@ class PatroniClient:
                     config = None
             return cluster, config
 
+        started = time.monotonic()
         (cluster_raw, config_raw), source = self._first(fetch, "GET /cluster")
         config = parse_config(config_raw) if config_raw is not None else None
-        return parse_cluster(cluster_raw, source, config)
+        cluster = parse_cluster(cluster_raw, source, config)
+        if not every_endpoint or len(self.endpoints) < 2:
+            return cluster
+        limit = self.http.timeout_seconds
+        with settled:
+            settled.wait_for(lambda: len(outcome) >= len(self.endpoints), timeout=max(started + limit + 0.25 - time.monotonic(), 0.0))
+            answers = dict(outcome)
+        unanswered = {
+            ep: (answers[ep] if ep in answers else f"no answer within {limit:g}s")
+            for ep in self.endpoints
+            if answers.get(ep, "") is not None
+        }
+        return with_unanswered(cluster, unanswered)
 
     def get_config(self) -> PatroniConfig:
         raw, _ = self._first(lambda ep: self._get_json(f"{ep}/config", "/config"), "GET /config")

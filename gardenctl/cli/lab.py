@@ -30,6 +30,33 @@ def _lab(env, lab_dir: Path | None):  # noqa: ANN001, ANN202
     return Lab(lab_dir or default_lab_dir(), progress=env.progress)
 
 
+def _context_lab_elsewhere(env, lab, lab_dir: Path | None) -> str | None:  # noqa: ANN001
+    """When no --dir was given and there is no lab in the default directory: the lab directory of the current context
+    if that holds a lab, for a hint (the lab commands do not follow the context, so `lab up` never starts or stops a
+    lab the user did not name)."""
+    import os
+    import shlex
+
+    from gardenctl.errors import GardenError
+    from gardenctl.lab import Lab
+
+    if lab_dir is not None or os.environ.get("GARDENCTL_LAB_DIR"):
+        return None
+    try:
+        other = env.cluster().lab_dir
+    except GardenError:
+        return None
+    if not other:
+        return None
+    path = Path(other).expanduser()
+    try:
+        if path.resolve() == lab.dir.resolve() or Lab(path).load_state() is None:
+            return None
+    except (OSError, GardenError):
+        return None
+    return f"the current context's lab is in {path}: add --dir {shlex.quote(str(path))}"
+
+
 def _not_someone_elses(env, lab, lab_dir: Path | None) -> None:  # noqa: ANN001
     """As root every user's default lab is the same directory (/var/lib/gardenctl/lab, which the postgres user can
     reach). A default lab that no context in this user's config points at may be another user's: refuse to stop,
@@ -100,6 +127,8 @@ def down(
     _not_someone_elses(env, lab, lab_dir)
     if lab.load_state() is None and not lab.dir.exists():
         env.progress(f"no lab in {lab.dir}; nothing to do")
+        if hint := _context_lab_elsewhere(env, lab, lab_dir):
+            env.err.print(f"hint: {hint}", highlight=False, markup=False, soft_wrap=True)
         if purge:
             _forget_contexts(env, lab.dir)
         return
@@ -131,8 +160,11 @@ def _forget_contexts(env, lab_dir: Path) -> None:  # noqa: ANN001
 def status(ctx: typer.Context, lab_dir: DirOpt = None, output: OutputOpt = Output.table) -> None:
     """Show the lab's processes (PIDs, running or not, log files). Exit 0 when all run, 1 otherwise."""
     env = make_env(ctx)
-    result = _lab(env, lab_dir).status()
+    lab = _lab(env, lab_dir)
+    result = lab.status()
     emit(env, result, output)
+    if not result.exists and (hint := _context_lab_elsewhere(env, lab, lab_dir)):
+        env.err.print(f"hint: {hint}", highlight=False, markup=False, soft_wrap=True)
     if not result.running:
         raise typer.Exit(1)
 
@@ -146,8 +178,16 @@ def logs(
     lab_dir: DirOpt = None,
 ) -> None:
     """Print the log of one lab process."""
+    from gardenctl.errors import GardenError
+
     env = make_env(ctx)
-    path = _lab(env, lab_dir).log_path(name)
+    lab = _lab(env, lab_dir)
+    try:
+        path = lab.log_path(name)
+    except GardenError as exc:
+        if lab.load_state() is None and (hint := _context_lab_elsewhere(env, lab, lab_dir)):
+            exc.hint = hint
+        raise
     try:
         with open(path, "rb") as fh:
             data = fh.read().decode(errors="replace").splitlines()

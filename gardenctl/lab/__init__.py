@@ -866,6 +866,7 @@ class Lab:
 
     def _wait_patroni(self, state: LabState, spec: StackSpec, timeout: float) -> None:
         from gardenctl.backends.patroni import PatroniClient
+        from gardenctl.ops.member_state import own_state_problems
 
         client = PatroniClient([f"http://127.0.0.1:{n.rest_port}" for n in spec.nodes])
 
@@ -878,7 +879,11 @@ class Lab:
             leaders = [m for m in cluster.members if m.is_leader and m.state == "running"]
             streaming = [m for m in cluster.members if m.is_streaming]
             seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members) or "no members yet"
-            return len(leaders) == 1 and len(streaming) == NODES - 1, seen
+            if len(leaders) != 1 or len(streaming) != NODES - 1:
+                return False, seen
+            # The DCS keeps a restarted node's old "streaming" until its key expires: ask every node itself.
+            own = own_state_problems(client, cluster, require_streaming=True)
+            return not own, "; ".join(own) or seen
 
         try:
             wait_until(check, timeout=timeout, interval=0.3, what="1 leader and 2 streaming replicas", clock=self.clock)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
 
 from gardenctl.errors import ConfigError
 from gardenctl.model import (
@@ -43,6 +42,7 @@ from gardenctl.model import (
     PatroniMember,
     Probe,
     Severity,
+    endpoint_key,
 )
 
 CORE_LAYERS = ("patroni", "etcd", "haproxy")
@@ -315,7 +315,7 @@ def _member_summary(members: Iterable[PatroniMember]) -> str:
     return ", ".join(f"{m.name} {m.role}/{m.state}" for m in members) or "no members"
 
 
-@rule("patroni_leader", layer="patroni", needs=("patroni",), description="exactly one leader, and it is running")
+@rule("patroni_leader", layer="patroni", needs=("patroni",), description="exactly one leader, running, its own REST API answering")
 def _leader(inp: RuleInput) -> Iterable[Finding]:
     cluster = inp.patroni
     assert cluster is not None
@@ -335,6 +335,16 @@ def _leader(inp: RuleInput) -> Iterable[Finding]:
     if len(leaders) > 1:
         return [_f(CRITICAL, f"{len(leaders)} leaders: {_names(leaders)} (two primaries)", subject=leaders[0].name)]
     leader = leaders[0]
+    if leader.api_error is not None:
+        return [
+            _f(
+                CRITICAL,
+                f"leader {leader.name}'s REST API does not answer ({leader.api_error}): HAProxy routes writes by it; "
+                f"the DCS still lists {leader.name} as {leader.state!r} until its leader key expires (ttl), then a failover follows",
+                subject=leader.name,
+                hint=f"is Patroni on {leader.name} running? (lab: gardenctl lab status)",
+            )
+        ]
     running = leader.is_running if leader.role == "standby_leader" else leader.state == "running"
     if not running:
         return [
@@ -352,7 +362,7 @@ def _leader(inp: RuleInput) -> Iterable[Finding]:
     "patroni_replication",
     layer="patroni",
     needs=("patroni",),
-    description="every replica streams; CRITICAL when none does (nothing to fail over to)",
+    description="every replica streams and its own REST API answers; CRITICAL when none does (nothing to fail over to)",
 )
 def _replication(inp: RuleInput) -> Iterable[Finding]:
     cluster = inp.patroni
@@ -360,7 +370,16 @@ def _replication(inp: RuleInput) -> Iterable[Finding]:
     out: list[Finding] = []
     replicas = cluster.replicas
     for m in replicas:
-        if not m.role_known:
+        if m.api_error is not None:
+            out.append(
+                _f(
+                    WARNING,
+                    f"{m.name}'s REST API does not answer ({m.api_error}): node or Patroni down? "
+                    f"(the DCS keeps its last state {m.state!r} until its member key expires after ttl)",
+                    m.name,
+                )
+            )
+        elif not m.role_known:
             out.append(_f(WARNING, f"{m.name}: role {m.role!r} is not one gardenctl knows (state {m.state!r})", m.name))
         elif m.is_streaming:
             continue
@@ -370,7 +389,7 @@ def _replication(inp: RuleInput) -> Iterable[Finding]:
             )
         else:
             out.append(_f(WARNING, f"{m.name} is {m.state!r}, not streaming", m.name))
-    streaming = [m for m in replicas if m.is_streaming]
+    streaming = [m for m in replicas if m.is_streaming and m.api_error is None]
     if replicas and not streaming:
         out.append(_f(CRITICAL, f"no replica is streaming ({len(replicas)} replicas): nothing to fail over to"))
     elif replicas and len(streaming) == len(replicas):
@@ -391,8 +410,8 @@ def _lag(inp: RuleInput) -> Iterable[Finding]:
     out: list[Finding] = []
     worst_seen: int | None = None
     for m in cluster.replicas:
-        if not m.is_streaming:
-            continue  # patroni_replication reports it; its lag is expected to be unknown
+        if not m.is_streaming or m.api_error is not None:
+            continue  # patroni_replication reports it; its lag is unknown or stale
         values = {"lag": m.lag_bytes, "receive lag": m.receive_lag_bytes, "replay lag": m.replay_lag_bytes}
         known = {k: v for k, v in values.items() if v is not None}
         if m.lag_bytes is None:
@@ -441,7 +460,7 @@ def _timeline(inp: RuleInput) -> Iterable[Finding]:
     "patroni_failover_candidates",
     layer="patroni",
     needs=("patroni",),
-    description="at least one replica could be promoted now (streaming, known lag within maximum_lag_on_failover, same timeline, tags allow it)",
+    description="at least one replica could be promoted now (streaming, REST API answering, known lag within maximum_lag_on_failover, same timeline, tags allow it)",
 )
 def _candidates(inp: RuleInput) -> Iterable[Finding]:
     cluster = inp.patroni
@@ -486,24 +505,11 @@ def _tags(inp: RuleInput) -> Iterable[Finding]:
     return out
 
 
-def _endpoint_key(url: str | None) -> tuple[str, str, int] | None:
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    return parts.scheme.lower(), parts.hostname.lower(), port
-
-
 @rule(
     "patroni_members",
     layer="patroni",
     needs=("patroni",),
-    description="every Patroni endpoint in the context has a member in the cluster (a stopped node disappears after ttl)",
+    description="every Patroni endpoint in the context answers and has a member in the cluster (a stopped node disappears after ttl)",
 )
 def _members(inp: RuleInput) -> Iterable[Finding]:
     cluster = inp.patroni
@@ -511,19 +517,30 @@ def _members(inp: RuleInput) -> Iterable[Finding]:
     endpoints = inp.patroni_endpoints
     if not endpoints:
         return []
-    present = {_endpoint_key(m.api_url) for m in cluster.members} - {None}
-    configured = {e: _endpoint_key(e) for e in endpoints}
+    present = {endpoint_key(m.api_url) for m in cluster.members} - {None}
+    configured = {e: endpoint_key(e) for e in endpoints}
     matched = [e for e, key in configured.items() if key in present]
+    unanswered = {endpoint_key(e): error for e, error in cluster.unanswered.items()}
     if matched:
         missing = [e for e, key in configured.items() if key not in present]
         return [
-            _f(WARNING, f"no Patroni member answers for the configured endpoint {e}: node stopped or removed from the cluster", e)
+            _f(
+                WARNING,
+                f"no Patroni member answers for the configured endpoint {e}: node stopped or removed from the cluster"
+                + (f" (the endpoint: {unanswered[configured[e]]})" if configured[e] in unanswered else ""),
+                e,
+            )
             for e in missing
         ]
-    # The context names members differently from their api_url (DNS names vs addresses): compare counts only.
+    # The context names members differently from their api_url (DNS names vs addresses): the members cannot be told
+    # apart, so an endpoint that does not answer is reported here (the member rules cannot name it).
+    out = [
+        _f(WARNING, f"the configured Patroni endpoint {e} does not answer ({error}): node or Patroni down?", e)
+        for e, error in cluster.unanswered.items()
+    ]
     if len(cluster.members) < len(endpoints):
-        return [_f(WARNING, f"{len(cluster.members)} Patroni members but {len(endpoints)} endpoints in the context: a node is stopped or removed")]
-    return []
+        out.append(_f(WARNING, f"{len(cluster.members)} Patroni members but {len(endpoints)} endpoints in the context: a node is stopped or removed"))
+    return out
 
 
 @rule(

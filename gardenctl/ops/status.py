@@ -1,6 +1,6 @@
 """Collect every layer of one cluster concurrently into a `StatusReport`, and judge it with the rule engine.
 
-Patroni (``GET /cluster`` + ``GET /config``), etcd (member list, each member's own status, alarms) and HAProxy
+Patroni (``GET /cluster`` + ``GET /config``, /cluster from every configured endpoint), etcd (member list, each member's own status, alarms) and HAProxy
 (``show stat``) are asked at the same time, each request bounded by the per-endpoint timeout. A layer that does not
 answer becomes a `Probe` with ``error`` while the others still render: one slow component never blocks the view.
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class PatroniSource(Protocol):
-    def get_cluster(self, *, with_config: bool = True) -> PatroniCluster: ...
+    def get_cluster(self, *, with_config: bool = True, every_endpoint: bool = False) -> PatroniCluster: ...
 
 
 class EtcdSource(Protocol):
@@ -245,6 +245,12 @@ def _collect_etcd(source: EtcdSource, quota_bytes: int | None, timeout: float, d
     return replace(cluster, alarms_error=alarms_error)
 
 
+def _collect_patroni(source: PatroniSource) -> PatroniCluster:
+    """/cluster and /config from the first member that answers; every configured endpoint is asked, so a member
+    whose own REST API is down is marked while the DCS still lists it (up to ttl)."""
+    return source.get_cluster(every_endpoint=True)
+
+
 class _Unanswered(GardenError):
     pass
 
@@ -285,7 +291,7 @@ def collect(
     try:
         tasks: dict[str, _Task] = {}
         if sources.patroni is not None:
-            tasks["patroni"] = _Task("patroni", sources.patroni.get_cluster)
+            tasks["patroni"] = _Task("patroni", _collect_patroni, sources.patroni)
         if sources.etcd is not None:
             tasks["etcd"] = _Task("etcd", _collect_etcd, sources.etcd, cluster.etcd.quota_bytes, per_endpoint, deadline)
         if sources.haproxy is not None:

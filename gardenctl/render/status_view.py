@@ -124,7 +124,7 @@ def _patroni(cluster: PatroniCluster, source: str | None, elapsed: float | None,
                 lag = lag_text(m.lag_bytes)
             else:
                 lag = f"{lag_text(m.receive_lag_bytes)}/{lag_text(m.replay_lag_bytes)}"
-            table.add_row(m.name, m.role, m.state, tl, lag, "pending" if m.pending_restart else "")
+            table.add_row(m.name, m.role, _state(m), tl, lag, "pending" if m.pending_restart else "")
         return [head, table]
     where = f"scope {cluster.scope or '-'}"
     if source:
@@ -139,8 +139,16 @@ def _patroni(cluster: PatroniCluster, source: str | None, elapsed: float | None,
     for m in cluster.members:
         lag, recv, replay = _member_lags(m)
         tl = "-" if m.timeline is None else str(m.timeline)
-        table.add_row(m.name, m.address, m.role, m.state, tl, lag, recv, replay, "yes" if m.pending_restart else "", _tags(m))
+        table.add_row(m.name, m.address, m.role, _state(m), tl, lag, recv, replay, "yes" if m.pending_restart else "", _tags(m))
     return [head, info, table]
+
+
+def _state(m: PatroniMember) -> Text:
+    """The member's state as the DCS lists it; marked when its own REST API did not answer (the DCS keeps the last
+    state of a stopped member until its key expires)."""
+    if m.api_error is None:
+        return Text(m.state)
+    return Text(f"{m.state}? API down", style="red")
 
 
 # ------------------------------------------------------------------------------------------------ etcd

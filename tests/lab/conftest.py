@@ -19,6 +19,7 @@ import pytest
 from gardenctl.config import load_config, select_cluster, upsert_cluster
 from gardenctl.errors import GardenError
 from gardenctl.lab import Lab, LabOptions
+from gardenctl.ops.member_state import own_state_problems
 from gardenctl.wait import wait_until
 from tests.conftest import run_cli
 
@@ -75,7 +76,12 @@ class LabHandle:
                 leaders = [m for m in cluster.members if m.is_leader and m.state == "running"]
                 streaming = [m for m in cluster.members if m.is_streaming]
                 tl = {m.timeline for m in cluster.members}
-                return (len(leaders) == 1 and len(streaming) == 2 and len(tl) == 1), str([(m.name, m.role, m.state, m.timeline) for m in cluster.members])
+                seen = str([(m.name, m.role, m.state, m.timeline) for m in cluster.members])
+                if not (len(leaders) == 1 and len(streaming) == 2 and len(tl) == 1):
+                    return False, seen
+                # a restarted node's old "streaming" stays in the DCS until its key expires: ask each node itself
+                own = own_state_problems(client, cluster, require_streaming=True)
+                return not own, "; ".join(own) or seen
 
             wait_until(check, timeout=timeout, interval=0.5, what="lab healthy")
             from gardenctl.backends.haproxy import HAProxyClient

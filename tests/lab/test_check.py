@@ -70,6 +70,35 @@ def test_a_stopped_replica_is_a_warning(lab):
         lab.lab.start(victim)
 
 
+def test_a_killed_replica_is_seen_at_once_not_after_ttl(lab):
+    """SIGKILL leaves the replica's member key in etcd, saying "streaming", until ttl (20 s) expires; /cluster keeps
+    listing it. Its own REST API not answering is what check and status report, and it is no failover candidate."""
+    leader, replicas = leader_and_replicas(lab)
+    victim, other = replicas
+    proc = lab.lab.require_state().processes[victim]
+    pm = postmaster_pid(proc.data_dir)
+    assert pm is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    os.kill(pm, signal.SIGKILL)
+    killed = time.monotonic()
+    try:
+        doc = check(lab)
+        status = json.loads(lab.cli("status", "-o", "json").stdout)
+        assert time.monotonic() - killed < 15  # both read well inside ttl: the DCS still lists the victim
+        members = {m["name"]: m for m in status["patroni"]["members"]}
+        assert members[victim]["state"] == "streaming" and members[victim]["api_error"], members[victim]
+        assert members[other]["api_error"] is None and members[leader]["api_error"] is None
+        assert doc["status"] == "WARNING", problems(doc)
+        found = {rule: (sev, msg) for sev, rule, msg in problems(doc)}
+        sev, msg = found["patroni_replication"]
+        assert msg.startswith(f"{victim}'s REST API does not answer (connection refused)"), msg
+        candidates = next(f for f in doc["findings"] if f["rule"] == "patroni_failover_candidates")
+        assert (candidates["severity"], candidates["message"]) == ("OK", f"1 eligible failover candidate: {other}")
+        assert doc["summary"].startswith(f"{victim}'s REST API does not answer")
+    finally:
+        lab.lab.start(victim)
+
+
 def test_the_leaders_postgres_killed_is_critical_until_it_recovers(lab):
     leader, _ = leader_and_replicas(lab)
     data_dir = lab.lab.require_state().processes[leader].data_dir

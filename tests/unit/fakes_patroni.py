@@ -124,7 +124,7 @@ class FakePatroni:
     def close(self) -> None:
         pass
 
-    def get_cluster(self, *, with_config: bool = True) -> PatroniCluster:
+    def get_cluster(self, *, with_config: bool = True, every_endpoint: bool = False) -> PatroniCluster:
         with self._lock:
             if self.down:
                 raise BackendUnreachable("patroni: no member answered GET /cluster: connection refused")

@@ -123,10 +123,11 @@ def test_lab_up_with_wrong_pg_bindir(tmp_path):
 def test_lab_up_with_a_port_in_use_fails_before_starting_anything(tmp_path):
     if not (shutil.which("etcd") and shutil.which("haproxy")):
         pytest.skip("etcd/haproxy not installed (scripts/setup installs them)")
-    base = 17400
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", base + 41))
+        sock.bind(("127.0.0.1", 0))  # a port the kernel says is free; the lab's base is 41 below it
+        base = sock.getsockname()[1] - 41
+        assert 1024 <= base <= 65400
         sock.listen(1)
         # a directory the postgres user (as root) can reach, which does not exist: nothing may create it
         lab_dir = Path(tempfile.gettempdir()) / f"gardenctl-port-test-{os.getpid()}" / "lab"

@@ -37,7 +37,7 @@ class FakePatroni:
     config: dict = field(default_factory=lambda: dict(CONFIG))
     own: dict = field(default_factory=dict)  # api_url -> what that member's GET /patroni says
 
-    def get_cluster(self, *, with_config: bool = True):
+    def get_cluster(self, *, with_config: bool = True, every_endpoint: bool = False):
         return parse_cluster(self.raw, "fake", parse_config(self.config) if with_config else None)
 
     def get_member_status(self, api_url: str) -> dict:

@@ -429,6 +429,60 @@ def test_configured_endpoint_without_member_warns():
     assert of(run(s, patroni_endpoints=eps[:3]), "patroni_members") == []
 
 
+# A member killed with SIGKILL keeps its key, and its last state, in the DCS until ttl: /cluster lists it as
+# "streaming" for up to 20 s. Its own REST API (a configured endpoint that did not answer) is the first sign.
+DEAD_B = {"http://10.0.0.12:8008": "connection refused"}
+
+
+def test_a_replica_whose_rest_api_does_not_answer_is_not_streaming_nor_a_candidate():
+    findings = run(Scenario(patroni_unanswered=DEAD_B), patroni_endpoints=("http://10.0.0.11:8008", "http://10.0.0.12:8008", "http://10.0.0.13:8008"))
+    assert of(findings, "patroni_replication") == [
+        (
+            WARNING,
+            "node-b's REST API does not answer (connection refused): node or Patroni down? "
+            "(the DCS keeps its last state 'streaming' until its member key expires after ttl)",
+        )
+    ]
+    assert of(findings, "patroni_failover_candidates") == [(OK, "1 eligible failover candidate: node-c")]
+    assert of(findings, "patroni_lag") == [(OK, "replication lag within thresholds (largest 0 B)")]  # node-c only
+    assert of(findings, "patroni_members") == []  # the member rules name it; not reported twice
+    assert of(findings, "patroni_leader")[0][0] is OK
+
+
+def test_every_replica_rest_api_silent_is_critical_and_leaves_no_candidate():
+    dead = {"http://10.0.0.12:8008": "connection refused", "http://10.0.0.13:8008": "no answer within 2s"}
+    findings = run(Scenario(patroni_unanswered=dead))
+    assert (CRITICAL, "no replica is streaming (2 replicas): nothing to fail over to") in of(findings, "patroni_replication")
+    [(sev, msg)] = of(findings, "patroni_failover_candidates")
+    assert sev is CRITICAL
+    assert "node-b: its REST API does not answer (connection refused)" in msg and "node-c: its REST API does not answer (no answer within 2s)" in msg
+
+
+def test_the_leaders_rest_api_silent_is_critical():
+    findings = run(Scenario(patroni_unanswered={"http://10.0.0.11:8008/": "timed out"}))
+    [(sev, msg)] = of(findings, "patroni_leader")
+    assert sev is CRITICAL
+    assert msg.startswith("leader node-a's REST API does not answer (timed out): HAProxy routes writes by it")
+
+
+def test_an_unanswered_endpoint_that_matches_no_member_is_named_by_patroni_members():
+    eps = ("http://db1.example:8008", "http://db2.example:8008", "http://db3.example:8008")
+    s = Scenario(patroni_unanswered={"http://db2.example:8008": "connection refused"})
+    assert of(run(s, patroni_endpoints=eps), "patroni_members") == [
+        (WARNING, "the configured Patroni endpoint http://db2.example:8008 does not answer (connection refused): node or Patroni down?")
+    ]
+    assert of(run(s, patroni_endpoints=eps), "patroni_replication") == [(OK, "2 of 2 replicas streaming")]  # cannot tell which
+    gone = Scenario(patroni_unanswered={"http://10.0.0.14:8008": "connection refused"})
+    four = ("http://10.0.0.11:8008", "http://10.0.0.12:8008", "http://10.0.0.13:8008", "http://10.0.0.14:8008")
+    assert of(run(gone, patroni_endpoints=four), "patroni_members") == [
+        (
+            WARNING,
+            "no Patroni member answers for the configured endpoint http://10.0.0.14:8008: node stopped or removed from the "
+            "cluster (the endpoint: connection refused)",
+        )
+    ]
+
+
 def test_endpoints_named_differently_fall_back_to_counts():
     eps = ("http://db1.example:8008", "http://db2.example:8008", "http://db3.example:8008", "http://db4.example:8008")
     assert of(run(Scenario(), patroni_endpoints=eps), "patroni_members") == [

@@ -447,3 +447,61 @@ def test_status_watch_ended_with_ctrl_c_exits_130(loop):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ a member's own REST API
+
+
+def test_a_member_whose_rest_api_refuses_is_marked_although_the_dcs_lists_it(tmp_path):
+    """node-b's Patroni is gone (its port refuses) while /cluster - served by the others from the DCS - still lists
+    it as streaming, as for up to ttl after a SIGKILL. status marks it; check does not count it as streaming."""
+    with Loopback(Scenario(), dead_patroni=(1,)) as lb:
+        lb.state = tmp_path / "state"
+        status = cli(lb, "status", "-o", "json")
+        assert status.exit_code == 1, status
+        doc = json.loads(status.stdout)
+        members = {m["name"]: m for m in doc["patroni"]["members"]}
+        assert members["node-b"]["state"] == "streaming"
+        assert members["node-b"]["api_error"] == "connection refused"
+        assert members["node-a"]["api_error"] is None and members["node-c"]["api_error"] is None
+        assert doc["patroni"]["unanswered"] == {lb.patroni_urls[1]: "connection refused"}
+        table = cli(lb, "status")
+        row = next(line for line in table.stdout.splitlines() if line.startswith("node-b"))
+        assert "streaming? API down" in row
+        check = cli(lb, "check")
+        assert check.exit_code == 1, check
+        assert check.stdout.splitlines()[0].startswith(
+            "WARNING - node-b's REST API does not answer (connection refused): node or Patroni down?"
+        )
+        assert "OK: [patroni_failover_candidates] 1 eligible failover candidate: node-c" in check.stdout
+
+
+def test_a_hanging_member_is_given_one_request_timeout_not_more():
+    """A member that accepts the connection and never answers: the others' answer is used, the silent one is named
+    after one request timeout."""
+    import socket
+    import time
+
+    from gardenctl.backends.http import HttpSettings
+    from gardenctl.backends.patroni import PatroniClient
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (the kernel does), never reads or answers
+    hung = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        with Loopback(Scenario(), patroni_nodes=2) as lb:
+            client = PatroniClient([*lb.patroni_urls, hung], HttpSettings(timeout_seconds=0.5))
+            try:
+                started = time.monotonic()
+                cluster = client.get_cluster(every_endpoint=True)
+                waited = time.monotonic() - started
+                fast = client.get_cluster()
+            finally:
+                client.close()
+    finally:
+        silent.close()
+    assert cluster.unanswered == {hung: "no answer within 0.5s"} or cluster.unanswered == {hung: "timed out"}, cluster.unanswered
+    assert waited < 3.0  # bounded by the request timeout (0.5 s), not by the hanging member
+    assert [m.api_error for m in cluster.members] == [None, None, None]  # no member has that api_url: nothing marked
+    assert fast.unanswered == {}  # without every_endpoint (switchover, drills) the first answer is enough

@@ -32,6 +32,7 @@ from gardenctl.ops.drill.probes import (
     read_probe_ids,
 )
 from gardenctl.ops.drill.result import INTERRUPTED, DrillEvent, DrillPlan, DrillRun, Figure
+from gardenctl.ops.member_state import own_state_problems
 from gardenctl.wait import REAL_CLOCK, Clock, wait_until
 
 Progress = Callable[[str], None]
@@ -84,7 +85,7 @@ def health_problems(
             problems.append(f"{m.name} is {m.role}/{m.state}, not streaming")
         elif leader is not None and leader.timeline is not None and m.timeline != leader.timeline:
             problems.append(f"{m.name} is on timeline {m.timeline}, the leader on {leader.timeline}")
-    problems += own_state_problems(adapters, cluster)
+    problems += own_state_problems(adapters.patroni, cluster)
     try:
         etcd: EtcdCluster = adapters.etcd.get_cluster()
         bad = [m.display_name for m in etcd.voters if not m.healthy]
@@ -101,33 +102,6 @@ def health_problems(
     except GardenError as exc:
         problems.append(exc.message)
     return problems, cluster
-
-
-def own_state_problems(adapters: Any, cluster: PatroniCluster) -> list[str]:
-    """What each member's own REST API (``GET /patroni``) says is wrong. A member key outlives its Patroni by up
-    to ttl: a member killed and started again still shows its old "streaming" in ``/cluster`` while it is really
-    starting; its own answer says what it is now."""
-    problems: list[str] = []
-    leader = cluster.leader
-    for m in cluster.members:
-        if not m.api_url:
-            continue
-        try:
-            own = adapters.patroni.get_member_status(m.api_url)
-        except GardenError as exc:
-            problems.append(f"{m.name}: its REST API does not answer ({exc.message})")
-            continue
-        state = own.get("state")
-        if state != "running":
-            problems.append(f"{m.name} says it is {state or 'in an unknown state'}")
-            continue
-        if leader is not None and m.name != leader.name:
-            replication = own.get("replication_state")
-            if replication is not None and replication != "streaming":
-                problems.append(f"{m.name} says its replication is {replication}, not streaming")
-            if leader.timeline is not None and own.get("timeline") not in (None, leader.timeline):
-                problems.append(f"{m.name} says it is on timeline {own.get('timeline')}, the leader on {leader.timeline}")
-    return problems
 
 
 def resolve_target(step: Step, cluster: PatroniCluster | None, etcd: EtcdCluster | None, target: Any) -> list[str]:
@@ -215,7 +189,7 @@ def plan_drill(playbook: Playbook, adapters: Any, options: DrillOptions = DrillO
             for m in cluster.replicas
             if not m.is_streaming or m.lag_bytes is None
         ]
-        own = own_state_problems(adapters, cluster)
+        own = own_state_problems(adapters.patroni, cluster)
         checks.append(
             Check(
                 "replicas streaming",
