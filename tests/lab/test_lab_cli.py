@@ -100,3 +100,23 @@ def test_a_failed_lab_up_stops_everything_it_started_and_hints_with_its_dir(tmp_
         assert not status.any_running, [(p.name, p.running) for p in status.processes]
     finally:
         other.down(purge=True)
+
+
+def test_lab_commands_without_dir_point_at_the_current_contexts_lab(lab):
+    """The lab commands act on --dir (or the default); when the default holds no lab and the current context is a lab
+    elsewhere, they say where it is instead of only 'no lab'."""
+    from gardenctl.lab import Lab, default_lab_dir
+
+    if Lab(default_lab_dir()).load_state() is not None:
+        pytest.skip(f"a lab runs in the default directory {default_lab_dir()}: the hint is not given then")
+    hint = f"hint: the current context's lab is in {lab.lab.dir}: add --dir {lab.lab.dir}"
+    status = lab.cli("lab", "status")
+    assert status.exit_code == 1, status
+    assert status.stdout.startswith(f"No lab in {default_lab_dir()}")
+    assert status.stderr.strip() == hint, status
+    logs = lab.cli("lab", "logs", "node0")
+    assert logs.exit_code == 7, logs
+    assert logs.stderr.splitlines() == [f"Error: no lab in {default_lab_dir()}", hint], logs
+    down = lab.cli("lab", "down")
+    assert down.exit_code == 0 and hint in down.stderr, down
+    assert lab.lab.status().running  # nothing of the context's lab was touched
