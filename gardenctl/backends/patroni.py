@@ -186,8 +186,14 @@ class PatroniClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _first(self, fn: Callable[[str], T], what: str, endpoints: tuple[str, ...] | None = None) -> tuple[T, str]:
-        """Ask every endpoint at once and return the first good answer; a slow member never blocks the others."""
+    def _first(
+        self, fn: Callable[[str], T], what: str, endpoints: tuple[str, ...] | None = None, *, cancel_pending: bool = True
+    ) -> tuple[T, str]:
+        """Ask every endpoint at once and return the first good answer; a slow member never blocks the others.
+
+        ``cancel_pending``: requests a pool thread has not picked up yet when the first answer arrives are dropped
+        (the answer is all that is needed). A caller that wants every endpoint's outcome passes False: otherwise, on
+        a busy machine, a request can be dropped before it is sent and its endpoint look silent."""
         endpoints = endpoints or self.endpoints
         errors: dict[str, str] = {}
         backend_error: BackendError | None = None
@@ -207,7 +213,7 @@ class PatroniClient:
                     except GardenError as exc:
                         errors[ep] = exc.message
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=cancel_pending)
         if backend_error is not None and len(errors) == 1:
             raise backend_error
         summary = "; ".join(errors[ep].removeprefix("patroni: ") for ep in endpoints if ep in errors)
@@ -248,7 +254,7 @@ class PatroniClient:
             return cluster, config
 
         started = time.monotonic()
-        (cluster_raw, config_raw), source = self._first(fetch, "GET /cluster")
+        (cluster_raw, config_raw), source = self._first(fetch, "GET /cluster", cancel_pending=not every_endpoint)
         config = parse_config(config_raw) if config_raw is not None else None
         cluster = parse_cluster(cluster_raw, source, config)
         if not every_endpoint or len(self.endpoints) < 2:
