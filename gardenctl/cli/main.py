@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +22,7 @@ from gardenctl.errors import ExitCode, GardenError
 from gardenctl.render import make_console
 
 # typer 0.29 vendors its own click (typer._click); its Exit/Abort are typer.Exit/typer.Abort.
-from typer._click.exceptions import ClickException, UsageError as ClickUsageError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError as ClickUsageError
 
 INTERNAL_ERROR = 70
 
@@ -123,19 +124,34 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def _help_layout() -> None:
-    """Help that is never cut off: piped help is laid out 110 columns wide (like every other output when it is not a
-    terminal); on a terminal narrower than 110 columns, where rich's option tables would truncate option names with
-    an ellipsis, click's plain layout wraps every line instead."""
-    import shutil
-
+    """Help in click's plain layout, always: it wraps every line to the terminal (or 80 columns in a pipe) and never
+    cuts anything off. rich's option tables truncate option names on narrow terminals, show a type for every flag
+    (``--yes <bool>``, which reads as if it took a value) and keep the hard line breaks of a command's docstring in
+    the command list."""
     import typer.core
-    import typer.rich_utils
 
-    if os.environ.get("COLUMNS") or sys.stdout.isatty():
-        if shutil.get_terminal_size((80, 24)).columns < 110:
-            typer.core.HAS_RICH = False
-    elif not os.environ.get("TERMINAL_WIDTH"):
-        typer.rich_utils.MAX_WIDTH = 110
+    typer.core.HAS_RICH = False
+
+
+_VALIDATION_WORDING = (
+    # typer validates values with pydantic, whose messages are written for API payloads
+    (re.compile(r"Value error, "), ""),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be less than \1"),
+    (re.compile(r"Input should be a valid number, unable to parse string as a number"), "not a number"),
+    (re.compile(r"Input should be a valid integer, unable to parse string as an integer"), "not a whole number"),
+    (re.compile(r"Input should be a valid integer, got a number with a fractional part"), "not a whole number"),
+    (re.compile(r"Input should be a valid boolean, unable to interpret input"), "not true or false"),
+)
+
+
+def plain_usage_message(message: str) -> str:
+    """A usage error in an operator's words: "Invalid value for '--watch': must be at least 0.5"."""
+    for pattern, replacement in _VALIDATION_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("Aborted.", highlight=False)
         return int(ExitCode.ABORTED)
+    except NoArgsIsHelpError as exc:
+        # `gardenctl`, `gardenctl lab`, ... without a subcommand: the help is the answer (exit 2, as click does).
+        sys.stderr.write(exc.format_message().rstrip("\n") + "\n")
+        return int(exc.exit_code)
     except ClickUsageError as exc:
         # One error line and a hint, laid out like every other gardenctl error (click prints three lines).
-        err.print(f"[bold red]Error:[/bold red] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]Error:[/bold red] {escape(plain_usage_message(exc.format_message()))}", highlight=False, soft_wrap=True)
         path = exc.ctx.command_path if exc.ctx is not None else "gardenctl"
         err.print(f"[yellow]hint:[/yellow] {escape(path)} -h shows the usage", highlight=False, soft_wrap=True)
         return int(exc.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -84,6 +85,10 @@ def test_unknown_context_is_a_config_error(tmp_path):
         (("status", "--bogus"), "No such option: --bogus", "gardenctl status"),
         (("swichover",), "No such command 'swichover'. Did you mean 'switchover'?", "gardenctl"),
         (("lab", "logs"), "Missing argument", "gardenctl lab logs"),
+        (("status", "-o", "xml"), "Invalid value for '--output' / '-o': 'xml' is not one of 'table', 'json', 'yaml'.", "gardenctl status"),
+        (("status", "--watch", "0"), "Invalid value for '--watch' / '-w': must be at least 0.5", "gardenctl status"),
+        (("drill", "run", "switchover", "--rate", "x"), "Invalid value for '--rate': not a number", "gardenctl drill run"),
+        (("history", "-n", "1.5"), "Invalid value for '--limit' / '-n': not a whole number", "gardenctl history"),
     ],
 )
 def test_usage_error_is_one_line_with_a_hint_and_exit_code_2(args, message, path):
@@ -94,6 +99,21 @@ def test_usage_error_is_one_line_with_a_hint_and_exit_code_2(args, message, path
     assert len(lines) == 2, result
     assert lines[0].startswith("Error: ") and message in lines[0], result
     assert lines[1] == f"hint: {path} -h shows the usage", result
+
+
+@pytest.mark.parametrize("args", [(), ("lab",), ("config",), ("drill",)], ids=["root", "lab", "config", "drill"])
+def test_a_group_without_a_subcommand_prints_its_help_not_an_empty_error(args):
+    result = run_cli(*args)
+    assert result.exit_code == ExitCode.USAGE, result
+    assert result.stderr.startswith(f"Usage: gardenctl {' '.join(args)}".rstrip() + " [OPTIONS] COMMAND [ARGS]..."), result
+    assert "Error" not in result.stderr and "Commands:" in result.stderr
+
+
+def test_flags_show_no_type_in_help():
+    # `--yes <bool>` would read as if the flag took a value (`--yes true` is an error)
+    out = run_cli("switchover", "--help").stdout
+    assert "<bool>" not in out
+    assert re.search(r"^  -y, --yes +Do not ask for confirmation\.", out, re.M), out
 
 
 def test_version():

@@ -116,3 +116,9 @@ def test_unreachable_patroni_is_exit_5_like_switchover(cli, isolated_home, tmp_p
     assert result.exit_code == 5, result
     error = next(line for line in result.stderr.splitlines() if line.startswith("Error: "))
     assert error == "Error: patroni: no member answered GET /cluster: http://127.0.0.1:9/cluster: connection refused", result.stderr
+
+
+def test_drill_run_without_a_name_is_a_usage_error(cli, isolated_home):
+    result = cli("drill", "run", "--yes", env=isolated_home)
+    assert result.exit_code == 2, result
+    assert result.stderr.splitlines()[0] == "Error: name a playbook (gardenctl drill list shows them) or pass --playbook FILE"

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gardenctl.errors import ConfigError
+from gardenctl.errors import ConfigError, UsageError
 
 ROLES = ("patroni", "postgres", "etcd", "haproxy")
 ACTIONS = ("kill", "stop", "start")
@@ -217,7 +217,7 @@ def resolve_playbook(name: str | None, file: Path | None, dirs: tuple[tuple[Path
     if file is not None:
         return load_playbook(file, check_name=False)
     if not name:
-        raise ConfigError("name a playbook (gardenctl drill list shows them) or pass --playbook FILE")
+        raise UsageError("name a playbook (gardenctl drill list shows them) or pass --playbook FILE")
     found = find_playbooks(dirs)
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
