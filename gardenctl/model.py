@@ -123,6 +123,21 @@ class Eligibility:
 
 
 @dataclass(frozen=True, slots=True)
+class SelfReport:
+    """What a member's own REST API (``GET /patroni``) says it is now - unlike its entry in ``/cluster``, which is
+    its last write to the DCS (kept until its key expires, and kept as it was while etcd has no quorum)."""
+
+    role: str | None = None  # primary / replica / standby_leader (Patroni 3+; "master" before)
+    state: str | None = None  # PostgreSQL: running, stopped, starting, ...
+    replication_state: str | None = None  # replicas: streaming, in archive recovery, ...
+    timeline: int | None = None
+
+    @property
+    def is_primary(self) -> bool:
+        return self.role in ("primary", "master")
+
+
+@dataclass(frozen=True, slots=True)
 class PatroniMember:
     name: str
     role: str
@@ -142,6 +157,8 @@ class PatroniMember:
     # comes from the DCS, which keeps a stopped member's last state until its key expires (ttl). None: it answered,
     # or it was not asked (no configured endpoint is this member's api_url).
     api_error: str | None = None
+    # What it says about itself (GET /patroni), when status/check asked it; None: not asked or no answer.
+    self_report: SelfReport | None = None
 
     @property
     def role_known(self) -> bool:
@@ -162,6 +179,14 @@ class PatroniMember:
     @property
     def is_streaming(self) -> bool:
         return self.is_replica and self.state == "streaming"
+
+    @property
+    def streams_now(self) -> bool:
+        """Streaming in the DCS, and its own REST API answers without contradicting it (when it was asked)."""
+        if not self.is_streaming or self.api_error is not None:
+            return False
+        own = self.self_report
+        return own is None or (not own.is_primary and own.state in (None, "running") and own.replication_state in (None, "streaming"))
 
     @property
     def is_running(self) -> bool:
@@ -292,6 +317,12 @@ class PatroniCluster:
             problems.append(elig.reason or "not eligible by its tags")
         if member.api_error is not None:
             problems.append(f"its REST API does not answer ({member.api_error})")
+        own = member.self_report
+        if own is not None and member.state == "streaming":  # the DCS says fine; what the member says decides
+            if own.state is not None and own.state != "running":
+                problems.append(f"it says its PostgreSQL is {own.state!r}")
+            elif own.replication_state is not None and own.replication_state != "streaming":
+                problems.append(f"it says its replication is {own.replication_state!r}")
         if self.synchronous_mode and not member.is_sync_standby:
             problems.append("not a synchronous standby (synchronous_mode is on)")
         return problems

@@ -3,7 +3,6 @@ GardenError."""
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -18,6 +17,7 @@ from gardenctl.model import (
     PatroniConfig,
     PatroniMember,
     ScheduledSwitchover,
+    SelfReport,
     TimelineEntry,
     endpoint_key,
     parse_bool,
@@ -27,10 +27,10 @@ from gardenctl.model import (
 T = TypeVar("T")
 
 
-def _reason(message: str, endpoint: str) -> str:
-    """The reason part of an HTTP error message ("patroni: GET <url>: connection refused" -> "connection refused")."""
+def _reason(message: str, endpoint: str, path: str = "/cluster") -> str:
+    """The reason part of an HTTP error message ("patroni: <url>: connection refused" -> "connection refused")."""
     text = message.removeprefix("patroni: ")
-    head, sep, tail = text.partition(f"{endpoint}/cluster")
+    head, sep, tail = text.partition(f"{endpoint}{path}")
     return tail.lstrip(": ").strip() or text if sep else text
 
 
@@ -115,17 +115,45 @@ def parse_cluster(raw: Any, source: str | None = None, config: PatroniConfig | N
     )
 
 
-def with_unanswered(cluster: PatroniCluster, unanswered: dict[str, str]) -> PatroniCluster:
-    """``cluster`` with the configured endpoints that did not answer (endpoint -> error), and each member whose
-    ``api_url`` is one of them carrying the error as ``api_error``."""
-    if not unanswered:
-        return cluster
-    by_key = {endpoint_key(ep): error for ep, error in unanswered.items()}
-    members = tuple(
-        replace(m, api_error=by_key[key]) if (key := endpoint_key(m.api_url)) is not None and key in by_key else m
-        for m in cluster.members
+def parse_self_report(raw: dict[str, Any]) -> SelfReport:
+    """``GET /patroni`` of one member: what it is now."""
+    return SelfReport(
+        role=_str_or_none(raw.get("role")),
+        state=_str_or_none(raw.get("state")),
+        replication_state=_str_or_none(raw.get("replication_state")),
+        timeline=parse_int(raw.get("timeline")),
     )
-    return replace(cluster, members=members, unanswered=dict(unanswered))
+
+
+def with_self_reports(cluster: PatroniCluster, answers: dict[str, dict[str, Any] | str]) -> PatroniCluster:
+    """``cluster`` with each configured endpoint's own answer (endpoint -> ``GET /patroni`` body, or the error when
+    it did not answer) put on its member: found by the name it gives (Patroni 3+), else by its ``api_url``. Endpoints
+    that did not answer are listed in ``unanswered``."""
+    by_name: dict[str, SelfReport] = {}
+    by_key: dict[Any, SelfReport | str] = {}
+    unanswered: dict[str, str] = {}
+    for ep, answer in answers.items():
+        if isinstance(answer, str):
+            unanswered[ep] = answer
+            by_key[endpoint_key(ep)] = answer
+            continue
+        report = parse_self_report(answer)
+        name = (answer.get("patroni") or {}).get("name") if isinstance(answer.get("patroni"), dict) else None
+        if isinstance(name, str) and name:
+            by_name[name] = report
+        else:
+            by_key[endpoint_key(ep)] = report
+    members = []
+    for m in cluster.members:
+        found: SelfReport | str | None = by_name.get(m.name)
+        if found is None and (key := endpoint_key(m.api_url)) is not None:
+            found = by_key.get(key)
+        if isinstance(found, SelfReport):
+            m = replace(m, self_report=found)
+        elif isinstance(found, str):
+            m = replace(m, api_error=found)
+        members.append(m)
+    return replace(cluster, members=tuple(members), unanswered=unanswered)
 
 
 def parse_history(raw: Any) -> tuple[TimelineEntry, ...]:
@@ -186,14 +214,10 @@ class PatroniClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _first(
-        self, fn: Callable[[str], T], what: str, endpoints: tuple[str, ...] | None = None, *, cancel_pending: bool = True
-    ) -> tuple[T, str]:
+    def _first(self, fn: Callable[[str], T], what: str, endpoints: tuple[str, ...] | None = None) -> tuple[T, str]:
         """Ask every endpoint at once and return the first good answer; a slow member never blocks the others.
-
-        ``cancel_pending``: requests a pool thread has not picked up yet when the first answer arrives are dropped
-        (the answer is all that is needed). A caller that wants every endpoint's outcome passes False: otherwise, on
-        a busy machine, a request can be dropped before it is sent and its endpoint look silent."""
+        Requests not sent yet when the first answer arrives are dropped: use it only when one answer is all that is
+        needed (see `get_cluster` for asking every member)."""
         endpoints = endpoints or self.endpoints
         errors: dict[str, str] = {}
         backend_error: BackendError | None = None
@@ -213,7 +237,7 @@ class PatroniClient:
                     except GardenError as exc:
                         errors[ep] = exc.message
         finally:
-            pool.shutdown(wait=False, cancel_futures=cancel_pending)
+            pool.shutdown(wait=False, cancel_futures=True)
         if backend_error is not None and len(errors) == 1:
             raise backend_error
         summary = "; ".join(errors[ep].removeprefix("patroni: ") for ep in endpoints if ep in errors)
@@ -225,26 +249,14 @@ class PatroniClient:
     def get_cluster(self, *, with_config: bool = True, every_endpoint: bool = False) -> PatroniCluster:
         """The cluster as the DCS sees it, from the first member that answers, plus the dynamic config.
 
-        Every endpoint is asked at once. With ``every_endpoint`` the answer also waits (at most one request timeout
-        from the start) for the other endpoints and records those that did not answer in ``unanswered``, and on the
-        member whose ``api_url`` each one is as ``api_error``: /cluster comes from the DCS, which keeps a stopped
-        member, with its last state ("streaming"), until its key expires after ttl; its own REST API not answering
-        is the first sign that it is gone (status and check)."""
-        outcome: dict[str, str | None] = {}
-        settled = threading.Condition()
-
-        def note(ep: str, error: str | None) -> None:
-            with settled:
-                outcome[ep] = error
-                settled.notify_all()
+        ``every_endpoint`` (status, check): also ask every configured endpoint what it is (``GET /patroni``, at
+        once, waiting at most one request timeout from the start). /cluster is the DCS's view: it keeps a stopped
+        member, with its last state ("streaming"), until its key expires after ttl, and while etcd has no quorum it
+        keeps a leader that has already demoted itself. Each member then carries its own answer (``self_report``)
+        or, when its endpoint did not answer, ``api_error``; ``unanswered`` lists those endpoints."""
 
         def fetch(ep: str) -> tuple[Any, Any]:
-            try:
-                cluster = self._get_json(f"{ep}/cluster", "/cluster")
-            except GardenError as exc:
-                note(ep, _reason(exc.message, ep))
-                raise
-            note(ep, None)
+            cluster = self._get_json(f"{ep}/cluster", "/cluster")
             config = None
             if with_config:
                 try:
@@ -253,22 +265,33 @@ class PatroniClient:
                     config = None
             return cluster, config
 
+        if not every_endpoint:
+            (cluster_raw, config_raw), source = self._first(fetch, "GET /cluster")
+            config = parse_config(config_raw) if config_raw is not None else None
+            return parse_cluster(cluster_raw, source, config)
         started = time.monotonic()
-        (cluster_raw, config_raw), source = self._first(fetch, "GET /cluster", cancel_pending=not every_endpoint)
+        pool = ThreadPoolExecutor(max_workers=len(self.endpoints), thread_name_prefix="patroni-self")
+        try:
+            own = {ep: pool.submit(self._get_json, f"{ep}/patroni", "/patroni") for ep in self.endpoints}
+            (cluster_raw, config_raw), source = self._first(fetch, "GET /cluster")
+            limit = self.http.timeout_seconds
+            wait(own.values(), timeout=max(started + limit + 0.25 - time.monotonic(), 0.0))
+        finally:
+            pool.shutdown(wait=False)  # never cancelled: a request not sent yet would look like a silent member
+        answers: dict[str, dict[str, Any] | str] = {}
+        for ep, fut in own.items():
+            if not fut.done():
+                answers[ep] = f"no answer within {limit:g}s"
+            elif isinstance(fut.exception(), BackendUnreachable):
+                answers[ep] = _reason(fut.exception().message, ep, "/patroni")  # type: ignore[union-attr]
+            elif isinstance(fut.exception(), GardenError):
+                continue  # it answered, with an HTTP error: reachable, but nothing to say about itself
+            elif fut.exception() is not None:
+                raise fut.exception()  # type: ignore[misc]  # a bug, not an unreachable member
+            else:
+                answers[ep] = fut.result() if isinstance(fut.result(), dict) else "answered something that is not a JSON object"
         config = parse_config(config_raw) if config_raw is not None else None
-        cluster = parse_cluster(cluster_raw, source, config)
-        if not every_endpoint or len(self.endpoints) < 2:
-            return cluster
-        limit = self.http.timeout_seconds
-        with settled:
-            settled.wait_for(lambda: len(outcome) >= len(self.endpoints), timeout=max(started + limit + 0.25 - time.monotonic(), 0.0))
-            answers = dict(outcome)
-        unanswered = {
-            ep: (answers[ep] if ep in answers else f"no answer within {limit:g}s")
-            for ep in self.endpoints
-            if answers.get(ep, "") is not None
-        }
-        return with_unanswered(cluster, unanswered)
+        return with_self_reports(parse_cluster(cluster_raw, source, config), answers)
 
     def get_config(self) -> PatroniConfig:
         raw, _ = self._first(lambda ep: self._get_json(f"{ep}/config", "/config"), "GET /config")

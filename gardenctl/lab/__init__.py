@@ -881,6 +881,8 @@ class Lab:
             seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members) or "no members yet"
             if len(leaders) != 1 or len(streaming) != NODES - 1:
                 return False, seen
+            if len({m.timeline for m in cluster.members}) != 1:  # a member key not yet rewritten after a promotion
+                return False, seen + " (timelines differ)"
             # The DCS keeps a restarted node's old "streaming" until its key expires: ask every node itself.
             own = own_state_problems(client, cluster, require_streaming=True)
             return not own, "; ".join(own) or seen

@@ -101,7 +101,7 @@ def ok_summary(report: StatusReport | None) -> str:
         leader = pat.leader
         parts.append(f"leader {leader.name}" if leader else "no single leader")
         reps = pat.replicas
-        parts.append(f"{sum(1 for m in reps if m.is_streaming and m.api_error is None)}/{len(reps)} replicas streaming")
+        parts.append(f"{sum(1 for m in reps if m.streams_now)}/{len(reps)} replicas streaming")
     et = report.etcd.value if report.etcd.ok else None
     if et is not None:
         parts.append(f"etcd {len(et.healthy_voters)}/{len(et.voters)} healthy")

@@ -345,6 +345,17 @@ def _leader(inp: RuleInput) -> Iterable[Finding]:
                 hint=f"is Patroni on {leader.name} running? (lab: gardenctl lab status)",
             )
         ]
+    why_not = _not_a_working_primary(leader)
+    if why_not:
+        return [
+            _f(
+                CRITICAL,
+                f"{leader.name} holds the leader key but {why_not}: no primary takes writes",
+                subject=leader.name,
+                hint="a leader that cannot renew its key in etcd demotes itself (etcd quorum lost? see etcd_quorum); "
+                "Patroni's failsafe_mode keeps it primary while every member still answers it",
+            )
+        ]
     running = leader.is_running if leader.role == "standby_leader" else leader.state == "running"
     if not running:
         return [
@@ -370,7 +381,21 @@ def _replication(inp: RuleInput) -> Iterable[Finding]:
     out: list[Finding] = []
     replicas = cluster.replicas
     for m in replicas:
-        if m.api_error is not None:
+        own = m.self_report
+        if own is not None and own.is_primary:
+            out.append(
+                _f(
+                    CRITICAL,
+                    f"{m.name} says it is a primary, but the leader key is {cluster.leader.name if cluster.leader else 'not its'}: two primaries?",
+                    m.name,
+                    hint="Patroni demotes a primary that lost the leader key on its next loop; if it persists, stop it",
+                )
+            )
+        elif own is not None and m.is_streaming and own.state is not None and own.state != "running":
+            out.append(_f(WARNING, f"{m.name} says its PostgreSQL is {own.state!r} (the DCS still lists it streaming)", m.name))
+        elif own is not None and m.is_streaming and own.replication_state not in (None, "streaming"):
+            out.append(_f(WARNING, f"{m.name} says its replication is {own.replication_state!r} (the DCS still lists it streaming)", m.name))
+        elif m.api_error is not None:
             out.append(
                 _f(
                     WARNING,
@@ -389,7 +414,7 @@ def _replication(inp: RuleInput) -> Iterable[Finding]:
             )
         else:
             out.append(_f(WARNING, f"{m.name} is {m.state!r}, not streaming", m.name))
-    streaming = [m for m in replicas if m.is_streaming and m.api_error is None]
+    streaming = [m for m in replicas if m.streams_now]
     if replicas and not streaming:
         out.append(_f(CRITICAL, f"no replica is streaming ({len(replicas)} replicas): nothing to fail over to"))
     elif replicas and len(streaming) == len(replicas):
@@ -410,7 +435,7 @@ def _lag(inp: RuleInput) -> Iterable[Finding]:
     out: list[Finding] = []
     worst_seen: int | None = None
     for m in cluster.replicas:
-        if not m.is_streaming or m.api_error is not None:
+        if not m.streams_now:
             continue  # patroni_replication reports it; its lag is unknown or stale
         values = {"lag": m.lag_bytes, "receive lag": m.receive_lag_bytes, "replay lag": m.replay_lag_bytes}
         known = {k: v for k, v in values.items() if v is not None}
@@ -705,7 +730,25 @@ def _haproxy_rw(inp: RuleInput) -> Iterable[Finding]:
                 hint="HAProxy checks GET /primary on each member: a member that answers 200 believes it is the primary",
             )
         ]
+    why_not = _not_a_working_primary(leader)
+    if why_not:
+        return [_f(CRITICAL, f"read-write ({rw}) routes to {target.name}, the leader in the DCS, but {why_not}: writes fail", target.name)]
     return [_f(OK, f"read-write ({rw}) routes to {target.name}, the leader", target.name)]
+
+
+def _not_a_working_primary(leader: PatroniMember) -> str | None:
+    """Why the member holding the leader key cannot take writes, from its own REST API; None when it can (or when
+    it was not asked)."""
+    if leader.api_error is not None:
+        return f"its REST API does not answer ({leader.api_error})"
+    own = leader.self_report
+    if own is None:
+        return None
+    if leader.role != "standby_leader" and own.role is not None and not own.is_primary:
+        return f"it says it is a {own.role} (demoted, read-only)"
+    if own.state is not None and own.state != "running":
+        return f"it says its PostgreSQL is {own.state!r}"
+    return None
 
 
 @rule("haproxy_ro", layer="haproxy", needs=("haproxy",), description="the read-only backend (when configured) has a server UP")

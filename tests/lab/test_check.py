@@ -160,6 +160,30 @@ def test_two_etcd_members_down_is_critical(lab):
         lab.lab.start("etcd2")
 
 
+def test_a_leader_demoted_by_etcd_quorum_loss_is_not_reported_as_leading(lab):
+    """Two etcd members down: the leader cannot renew its key and demotes itself (failsafe off) after about
+    retry_timeout, while /cluster - Patroni's cached DCS view - still names it the leader. check must say that no
+    primary takes writes, from the leader's own answer, not "node leads"."""
+    leader, _ = leader_and_replicas(lab)
+    lab.lab.stop_process("etcd1")
+    lab.lab.stop_process("etcd2")
+    seen: list = []
+    try:
+        def demoted() -> tuple[bool, str]:
+            doc = check(lab, "--timeout", "1")
+            found = {f["rule"]: f for f in doc["findings"]}
+            seen.append(found.get("patroni_leader"))
+            lead = found.get("patroni_leader")
+            return bool(lead and "holds the leader key but it says it is a replica" in lead["message"]), str(lead)
+
+        wait_until(demoted, timeout=90, interval=1.0, what="check to see the leader demote itself")
+        last = seen[-1]
+        assert last["severity"] == "CRITICAL" and last["message"].startswith(f"{leader} holds the leader key"), last
+    finally:
+        lab.lab.start("etcd1")
+        lab.lab.start("etcd2")
+
+
 def test_a_real_nospace_alarm_is_critical_naming_the_member(lab):
     cluster = lab.cluster
     endpoint = cluster.etcd.endpoints[0]

@@ -483,6 +483,76 @@ def test_an_unanswered_endpoint_that_matches_no_member_is_named_by_patroni_membe
     ]
 
 
+# What a member says about itself (GET /patroni) against what the DCS keeps. With etcd's quorum lost, /cluster is
+# Patroni's cached view: the leader key stays while the leader has demoted itself (found on the lab: check said
+# "node2 leads" while node2 answered "role: replica" and HAProxy had no primary).
+EPS = ("http://10.0.0.11:8008", "http://10.0.0.12:8008", "http://10.0.0.13:8008")
+
+
+def says(name, role="replica", state="running", replication="streaming", timeline=4):
+    body = {"state": state, "role": role, "timeline": timeline, "patroni": {"version": "4.1.5", "name": name}}
+    if replication is not None:
+        body["replication_state"] = replication
+    return body
+
+
+def healthy_self(**override):
+    answers = {EPS[0]: says("node-a", "primary", replication=None), EPS[1]: says("node-b"), EPS[2]: says("node-c")}
+    answers.update(override)
+    return answers
+
+
+def test_members_that_agree_with_the_dcs_change_nothing():
+    findings = run(Scenario(patroni_self=healthy_self()), patroni_endpoints=EPS)
+    assert problems(findings) == []
+    assert of(findings, "patroni_replication") == [(OK, "2 of 2 replicas streaming")]
+
+
+def test_a_leader_that_says_it_is_a_replica_is_critical_and_haproxy_rw_too():
+    s = Scenario(patroni_self=healthy_self(**{EPS[0]: says("node-a", "replica", replication=None)}))
+    findings = run(s, patroni_endpoints=EPS)
+    [(sev, msg)] = of(findings, "patroni_leader")
+    assert (sev, msg) == (CRITICAL, "node-a holds the leader key but it says it is a replica (demoted, read-only): no primary takes writes")
+    assert of(findings, "haproxy_rw") == [
+        (CRITICAL, "read-write (pg_rw) routes to node-a, the leader in the DCS, but it says it is a replica (demoted, read-only): writes fail")
+    ]
+
+
+def test_a_dead_leader_still_up_in_haproxy_is_critical_in_haproxy_rw():
+    s = Scenario(patroni_unanswered={EPS[0]: "connection refused"})
+    findings = run(s, patroni_endpoints=EPS)
+    assert of(findings, "haproxy_rw") == [
+        (CRITICAL, "read-write (pg_rw) routes to node-a, the leader in the DCS, but its REST API does not answer (connection refused): writes fail")
+    ]
+
+
+def test_a_replica_that_says_it_is_a_primary_is_critical():
+    s = Scenario(patroni_self=healthy_self(**{EPS[2]: says("node-c", "primary", replication=None)}))
+    [(sev, msg)] = [f for f in of(run(s, patroni_endpoints=EPS), "patroni_replication") if f[0] is CRITICAL]
+    assert msg == "node-c says it is a primary, but the leader key is node-a: two primaries?"
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (says("node-b", state="starting", replication=None), "node-b says its PostgreSQL is 'starting' (the DCS still lists it streaming)"),
+        (says("node-b", replication="in archive recovery"), "node-b says its replication is 'in archive recovery' (the DCS still lists it streaming)"),
+    ],
+)
+def test_a_replica_that_says_it_is_not_streaming_is_not_counted_nor_a_candidate(answer, message):
+    findings = run(Scenario(patroni_self=healthy_self(**{EPS[1]: answer})), patroni_endpoints=EPS)
+    assert of(findings, "patroni_replication") == [(WARNING, message)]
+    assert of(findings, "patroni_failover_candidates") == [(OK, "1 eligible failover candidate: node-c")]
+    assert all("node-b" not in msg for _, msg in of(findings, "patroni_lag"))
+
+
+def test_a_self_report_is_matched_by_the_name_it_gives_not_by_the_address():
+    # the context names the members by DNS names; /patroni says which member answered
+    eps = ("http://db1.example:8008", "http://db2.example:8008", "http://db3.example:8008")
+    s = Scenario(patroni_self={eps[0]: says("node-a", "replica", replication=None), eps[1]: says("node-b"), eps[2]: says("node-c")})
+    assert of(run(s, patroni_endpoints=eps), "patroni_leader")[0][0] is CRITICAL
+
+
 def test_endpoints_named_differently_fall_back_to_counts():
     eps = ("http://db1.example:8008", "http://db2.example:8008", "http://db3.example:8008", "http://db4.example:8008")
     assert of(run(Scenario(), patroni_endpoints=eps), "patroni_members") == [

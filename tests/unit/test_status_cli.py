@@ -254,7 +254,7 @@ def test_status_watch_without_a_terminal_prints_each_refresh(loop):
     [
         (("status", "--count", "2"), "--count only makes sense with --watch"),
         (("status", "--watch", "1", "-o", "json"), "--watch shows the live table view"),
-        (("status", "--watch", "0.1"), "greater than or equal to 0.5"),
+        (("status", "--watch", "0.1"), "must be at least 0.5"),
     ],
 )
 def test_status_usage_errors(loop, args, message):
