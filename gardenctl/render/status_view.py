@@ -146,9 +146,19 @@ def _patroni(cluster: PatroniCluster, source: str | None, elapsed: float | None,
 def _state(m: PatroniMember) -> Text:
     """The member's state as the DCS lists it; marked when its own REST API did not answer (the DCS keeps the last
     state of a stopped member until its key expires)."""
-    if m.api_error is None:
-        return Text(m.state)
-    return Text(f"{m.state}? API down", style="red")
+    if m.api_error is not None:
+        return Text(f"{m.state}? API down", style="red")
+    own = m.self_report
+    if own is not None:
+        if m.is_leader and m.role != "standby_leader" and own.role is not None and not own.is_primary:
+            return Text(f"{m.state}? says {own.role}", style="red")
+        if not m.is_leader and own.is_primary:
+            return Text(f"{m.state}? says primary", style="red")
+        if own.state is not None and own.state != "running" and m.is_running:
+            return Text(f"{m.state}? says {own.state}", style="red")
+        if m.is_streaming and own.replication_state not in (None, "streaming"):
+            return Text(f"{m.state}? says {own.replication_state}", style="red")
+    return Text(m.state)
 
 
 # ------------------------------------------------------------------------------------------------ etcd
