@@ -215,7 +215,7 @@ class EtcdClient:
                 return self._call(ep, path, body)
             except BackendUnreachable as exc:
                 errors.append(exc.message)
-        raise BackendUnreachable("etcd: no endpoint answered: " + "; ".join(errors), hint="check etcd.endpoints of this context and that etcd runs")
+        raise BackendUnreachable("etcd: no endpoint answered: " + "; ".join(e.removeprefix("etcd: ") for e in errors), hint="check etcd.endpoints of this context and that etcd runs")
 
     # -- cluster
     def list_members(self) -> tuple[EtcdMember, ...]:

@@ -94,7 +94,7 @@ def up(
     output: OutputOpt = Output.table,
 ) -> None:
     """Start the lab and wait until it is really ready: etcd healthy, 1 leader + 2 streaming replicas, HAProxy routing
-    read-write to the leader and read-only to a replica. Running it again on a running lab changes nothing."""
+    read-write to the leader and read-only to a replica. Running it again on a running lab starts nothing; it makes the lab's context current again."""
     from gardenctl.config import load_config, upsert_cluster
     from gardenctl.lab import DEFAULT_BASE_PORT, LabOptions
 

@@ -203,6 +203,7 @@ def run_check(
         report.collected_at,
         paused_since=paused_since,
         patroni_endpoints=cluster.patroni.endpoints,
+        patroni_scope=cluster.scope,
         only=only,
         skip=skip,
     )

@@ -86,6 +86,7 @@ class RuleInput:
     now: datetime
     paused_since: datetime | None = None
     patroni_endpoints: tuple[str, ...] = ()
+    patroni_scope: str | None = None  # the context's scope: Patroni must answer for this cluster
 
     @property
     def patroni(self) -> PatroniCluster | None:
@@ -198,6 +199,7 @@ def evaluate_rules(
     *,
     paused_since: datetime | None = None,
     patroni_endpoints: tuple[str, ...] = (),
+    patroni_scope: str | None = None,
     only: Iterable[str] = (),
     skip: Iterable[str] = (),
 ) -> tuple[RuleResult, ...]:
@@ -208,6 +210,7 @@ def evaluate_rules(
         now=_utc(now or datetime.now(timezone.utc)),
         paused_since=_utc(paused_since) if paused_since else None,
         patroni_endpoints=tuple(patroni_endpoints),
+        patroni_scope=patroni_scope,
     )
     results: list[RuleResult] = []
     for name in select_rules(only, skip):
@@ -232,12 +235,20 @@ def evaluate(
     *,
     paused_since: datetime | None = None,
     patroni_endpoints: tuple[str, ...] = (),
+    patroni_scope: str | None = None,
     only: Iterable[str] = (),
     skip: Iterable[str] = (),
 ) -> tuple[Finding, ...]:
     """Every finding of the selected rules, in rule order (see `evaluate_rules`)."""
     results = evaluate_rules(
-        report_or_snapshot, thresholds, now, paused_since=paused_since, patroni_endpoints=patroni_endpoints, only=only, skip=skip
+        report_or_snapshot,
+        thresholds,
+        now,
+        paused_since=paused_since,
+        patroni_endpoints=patroni_endpoints,
+        patroni_scope=patroni_scope,
+        only=only,
+        skip=skip,
     )
     return tuple(f for r in results for f in r.findings)
 
@@ -313,6 +324,27 @@ rule("k3s_reachable", layer="k3s", needs=(), description="the K3s API server ans
 
 def _member_summary(members: Iterable[PatroniMember]) -> str:
     return ", ".join(f"{m.name} {m.role}/{m.state}" for m in members) or "no members"
+
+
+@rule(
+    "patroni_scope",
+    layer="patroni",
+    needs=("patroni",),
+    description="Patroni answers for the scope the context names (the endpoints point at the right cluster)",
+)
+def _scope(inp: RuleInput) -> Iterable[Finding]:
+    cluster = inp.patroni
+    assert cluster is not None
+    if not inp.patroni_scope or not cluster.scope or cluster.scope == inp.patroni_scope:
+        return []
+    return [
+        _f(
+            CRITICAL,
+            f"Patroni answers for scope {cluster.scope!r}, but this context is for {inp.patroni_scope!r}: "
+            "its endpoints point at another cluster, and every finding here is about that one",
+            hint="fix scope or patroni.endpoints of this context (gardenctl config view)",
+        )
+    ]
 
 
 @rule("patroni_leader", layer="patroni", needs=("patroni",), description="exactly one leader, running, its own REST API answering")

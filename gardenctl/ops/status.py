@@ -334,6 +334,7 @@ def judge(report: StatusReport, cluster: "ClusterConfig", *, paused_since: datet
         report.collected_at,
         paused_since=paused_since,
         patroni_endpoints=cluster.patroni.endpoints,
+        patroni_scope=cluster.scope,
     )
     return replace(report, findings=findings)
 

@@ -502,7 +502,7 @@ def _etcd_check(adapters: SwitchoverAdapters) -> Check:
         return Check("etcd quorum", False, f"{healthy} of {voters} voters healthy, quorum is {etcd.quorum}: Patroni cannot write the switchover request")
     if any(a.alarm in ("NOSPACE", "CORRUPT") for a in etcd.alarms):
         return Check("etcd quorum", False, f"alarm {alarms}: etcd rejects writes, Patroni cannot write the switchover request")
-    return Check("etcd quorum", True, f"{healthy} of {voters} voters healthy (quorum {etcd.quorum}, {etcd.failures_tolerated} more failure(s) tolerated)")
+    return Check("etcd quorum", True, f"{healthy} of {voters} voters healthy (quorum {etcd.quorum}, {etcd.failures_tolerated} more {'failure' if etcd.failures_tolerated == 1 else 'failures'} tolerated)")
 
 
 def _routing_check(adapters: SwitchoverAdapters, cluster: PatroniCluster, action: str) -> Check:
@@ -518,8 +518,8 @@ def _routing_check(adapters: SwitchoverAdapters, cluster: PatroniCluster, action
         landing = adapters.rw.where_am_i()
     except GardenError as exc:
         if action == FAILOVER:
-            return Check("read-write routing", True, f"{adapters.rw.where}: {exc.message} (expected while the leader is down)")
-        return Check("read-write routing", False, f"{adapters.rw.where}: {exc.message}", overridable=True)
+            return Check("read-write routing", True, f"{exc.message.removeprefix('postgres: ')} (expected while the leader is down)")
+        return Check("read-write routing", False, exc.message.removeprefix("postgres: "), overridable=True)
     target = _member_for_landing(cluster, landing)
     where = f"{landing.server_addr}:{landing.server_port}"
     name = target.name if target else f"{where} (not a Patroni member)"
@@ -967,7 +967,7 @@ def _converge(adapters: SwitchoverAdapters, plan: SwitchoverPlan, run: _Run, ans
         try:
             landing = rw.where_am_i()
         except GardenError as exc:
-            return False, f"read-write {rw.where}: {exc.message}"
+            return False, f"read-write {exc.message.removeprefix('postgres: ')}"
         target = _member_for_landing(cluster, landing)
         name = target.name if target else f"{landing.server_addr}:{landing.server_port}"
         ok = target is not None and target.name == new.name and not landing.in_recovery
@@ -980,7 +980,7 @@ def _converge(adapters: SwitchoverAdapters, plan: SwitchoverPlan, run: _Run, ans
                 return False, f"read-write {rw.where} lands on {landing.server_addr}:{landing.server_port} again"
             return rw.can_write(), f"read-write {rw.where}: write on {new.name}"
         except GardenError as exc:
-            return False, f"read-write {rw.where}: {exc.message}"
+            return False, f"read-write {exc.message.removeprefix('postgres: ')}"
 
     for what, check, label in (("HAProxy to route read-write to the new leader", routed, M_ROUTED), ("a write through HAProxy to succeed", writable, M_WRITABLE)):
         try:

@@ -42,7 +42,7 @@ def test_switchover_drill_passes_and_is_recorded(lab):
     assert figs["leader_change_seconds"]["value"] is not None and figs["seconds_to_new_primary"]["value"] is not None
     assert figs["writes_acknowledged"]["value"] > 20
     # progress went to stderr, step by step
-    assert "switchover requested:" in result.stderr and "new-leader after" in result.stderr
+    assert "switchover requested:" in result.stderr and "new-leader: reached " in result.stderr and "s after the fault (this step waited " in result.stderr
     assert "run 1/1: PASS" in result.stderr
     hist = json.loads(lab.cli("drill", "history", "-o", "json", "--playbook", "switchover").stdout)
     assert hist["runs"][-1]["run_id"] == run["run_id"]

@@ -36,6 +36,7 @@ STABLE_NAMES = (
     "haproxy_reachable",
     "hetzner_reachable",
     "k3s_reachable",
+    "patroni_scope",
     "patroni_leader",
     "patroni_replication",
     "patroni_lag",
@@ -551,6 +552,19 @@ def test_a_self_report_is_matched_by_the_name_it_gives_not_by_the_address():
     eps = ("http://db1.example:8008", "http://db2.example:8008", "http://db3.example:8008")
     s = Scenario(patroni_self={eps[0]: says("node-a", "replica", replication=None), eps[1]: says("node-b"), eps[2]: says("node-c")})
     assert of(run(s, patroni_endpoints=eps), "patroni_leader")[0][0] is CRITICAL
+
+
+def test_a_context_pointing_at_another_cluster_is_critical():
+    findings = run(Scenario(), patroni_scope="pg-other")
+    assert of(findings, "patroni_scope") == [
+        (
+            CRITICAL,
+            "Patroni answers for scope 'pg-main', but this context is for 'pg-other': its endpoints point at another "
+            "cluster, and every finding here is about that one",
+        )
+    ]
+    assert of(run(Scenario(), patroni_scope="pg-main"), "patroni_scope") == []
+    assert of(run(Scenario()), "patroni_scope") == []  # a context without scope: nothing to compare
 
 
 def test_endpoints_named_differently_fall_back_to_counts():

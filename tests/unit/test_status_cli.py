@@ -220,7 +220,7 @@ def test_status_with_an_unreachable_etcd_shows_it_and_renders_the_rest(loop):
     result = cli(loop, "status", "--timeout", "1")
     assert result.exit_code == 3, result
     out = normalise(result.stdout)
-    assert "etcd: unreachable - etcd: no endpoint answered: etcd: http://127.0.0.1:9: connection refused" in out
+    assert "etcd: unreachable - etcd: no endpoint answered: http://127.0.0.1:9: connection refused" in out
     assert "node-b  10.0.0.12:5432  replica  streaming" in out
     assert "HAProxy  read-write -> node-a" in out
     assert "UNKNOWN   etcd_reachable" in out

@@ -306,7 +306,7 @@ def test_etcd_quorum_check(etcd, overridable, fragment):
 
 def test_etcd_with_one_member_down_still_passes():
     check = checks_by_name(plan_switchover(adapters(fp.healthy_cluster(), etcd=FakeEtcd(healthy=2)), candidate="node-b"))["etcd quorum"]
-    assert check.ok and "2 of 3 voters healthy (quorum 2, 0 more failure(s) tolerated)" == check.detail
+    assert check.ok and "2 of 3 voters healthy (quorum 2, 0 more failures tolerated)" == check.detail
 
 
 def test_without_a_read_write_address_convergence_cannot_be_verified():

@@ -523,7 +523,8 @@ def _run_step(
 
     start = run.now()
     wait_until(check, timeout=step.timeout_seconds, interval=0.1, what=str(condition), clock=clock)
-    run.event(f"{condition} after {run.now() - start:.2f}s")
+    since = f"{run.now() - run.fault_at:.2f}s after the fault" if run.fault_at is not None else f"after {run.now() - start:.2f}s"
+    run.event(f"{condition}: reached {since} (this step waited {run.now() - start:.2f}s)")
 
 
 def _recover(

@@ -82,6 +82,9 @@ def _print_run(run: DrillRun, console: Console, total: int = 1) -> None:
         console.print(f"  - {escape(note)}", highlight=False)
     if run.write_errors:
         top = "; ".join(f"{n} x {text}" for text, n in run.write_errors[:3])
+        rest = run.write_errors[3:]
+        if rest:
+            top += f"; {sum(n for _, n in rest)} x {len(rest)} other {'error' if len(rest) == 1 else 'errors'}"
         console.print(f"  - write errors: {escape(top)}", highlight=False)
     if run.aborted:
         console.print(f"  [red]steps aborted[/red]: {escape(run.aborted)}", highlight=False)
