@@ -91,21 +91,23 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def ok_summary(report: StatusReport | None) -> str:
-    """A healthy cluster in one line: leader, replicas, etcd, routing."""
+def ok_summary(report: StatusReport | None, layers: Iterable[str] | None = None) -> str:
+    """A healthy cluster in one line: leader, replicas, etcd, routing - of the layers whose rules ran (``layers``;
+    None: all), so `check --only 'etcd_*'` does not vouch for Patroni."""
     if report is None:
         return "all selected rules OK"
+    shown = set(layers) if layers is not None else {"patroni", "etcd", "haproxy"}
     parts = []
-    pat = report.patroni.value if report.patroni.ok else None
+    pat = report.patroni.value if report.patroni.ok and "patroni" in shown else None
     if pat is not None:
         leader = pat.leader
         parts.append(f"leader {leader.name}" if leader else "no single leader")
         reps = pat.replicas
         parts.append(f"{sum(1 for m in reps if m.streams_now)}/{len(reps)} replicas streaming")
-    et = report.etcd.value if report.etcd.ok else None
+    et = report.etcd.value if report.etcd.ok and "etcd" in shown else None
     if et is not None:
         parts.append(f"etcd {len(et.healthy_voters)}/{len(et.voters)} healthy")
-    hp = report.haproxy.value if report.haproxy.ok else None
+    hp = report.haproxy.value if report.haproxy.ok and "haproxy" in shown else None
     if hp is not None and hp.rw_target:
         parts.append(f"rw -> {hp.rw_target}")
     return ", ".join(parts) or "all selected rules OK"
@@ -116,7 +118,10 @@ def summarize(status: Severity, findings: Iterable[Finding], rules: Iterable[Rul
     counts of the rest); OK -> `ok_summary`."""
     findings = list(findings)
     if status is Severity.OK:
-        return ok_summary(report)
+        rules = list(rules)
+        if not rules:
+            return "no rule selected"
+        return ok_summary(report, {r.layer for r in rules})
     worst = [f for f in findings if f.severity is status]
     if worst:
         head = worst[0].message

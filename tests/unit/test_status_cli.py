@@ -298,6 +298,13 @@ def test_check_quiet_prints_only_when_not_ok(loop):
     assert noisy.stdout.splitlines()[0] == "WARNING - maintenance mode on for at least 0 min (first seen " + noisy.stdout.split("first seen ")[1].split(";")[0] + "; CRITICAL after 60 min): automatic failover is off"
 
 
+def test_check_summary_speaks_only_for_the_selected_rules(loop):
+    only_etcd = cli(loop, "check", "--only", "etcd_*")
+    assert (only_etcd.exit_code, only_etcd.stdout.splitlines()[0]) == (0, "OK - etcd 3/3 healthy")
+    no_routing = cli(loop, "check", "--skip", "haproxy_*")
+    assert no_routing.stdout.splitlines()[0] == "OK - leader node-a, 2/2 replicas streaming, etcd 3/3 healthy"
+
+
 def test_check_critical_with_perfdata(loop):
     loop.apply(degraded())
     result = cli(loop, "check", "--perfdata")
