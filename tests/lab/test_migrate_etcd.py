@@ -44,17 +44,17 @@ preflight:
 
 
 class Env:
-    """One test's world: the lab's etcd/PostgreSQL, a fake K3s API, a config with a unique scope (so the phase key
-    /gardenos/<scope>/phase is this test's own), a state dir with a recent passed drill, test playbooks."""
+    """One test's world: the lab's etcd/PostgreSQL, a fake K3s API, a config for the lab's own scope (check compares
+    it with Patroni's) whose phase key /gardenos/<scope>/phase starts empty, a state dir with a recent passed drill,
+    test playbooks."""
 
     def __init__(self, lab, fake, tmp_path: Path, extra: dict[int, str] | None = None) -> None:
         self.lab, self.fake = lab, fake
-        self.scope = f"test-{uuid.uuid4().hex[:8]}"
         # the seed's NotReady agent would make `check` WARNING, and cluster-healthy must be OK to migrate
         fake.delete_object("Node", "garden-worker-2", None)
         config = yaml.safe_load(lab.config_path.read_text())
         cluster = config["clusters"]["lab"]
-        cluster["scope"] = self.scope
+        self.scope = cluster["scope"]
         cluster["kubernetes"] = {"kubeconfig": fake.kubeconfig_path, "context": "fake", "namespace": "gardenos"}
         self.config = tmp_path / "config.yaml"
         self.config.write_text(yaml.safe_dump(config))
@@ -68,6 +68,12 @@ class Env:
             skip = "k3s_workloads_ready" if n == 1 else "none_such_rule*"
             (self.playbooks / f"phase-{n}.yaml").write_text(PLAYBOOK.format(n=n, skip=skip, extra=(extra or {}).get(n, "")).replace("skip-rules: [none_such_rule*]", "skip-rules: []"))
         self.key = f"/gardenos/{self.scope}/phase"
+        self.forget()
+
+    def forget(self) -> None:
+        """No recorded phase: each test starts at phase 0 (the key is the lab's, shared by the tests one after another)."""
+        with etcd_client(self.lab.cluster) as etcd:
+            etcd.delete(self.key)
 
     def cli(self, *args: str, timeout: float = 180):
         return run_cli(*args, config=self.config, env={"GARDENCTL_STATE_DIR": str(self.state)}, timeout=timeout)
@@ -97,7 +103,9 @@ def prepared(lab):
 @pytest.fixture
 def world(prepared, fake_kube, tmp_path):
     fake_kube.ready_after_gets = 1
-    return Env(prepared, fake_kube, tmp_path)
+    env = Env(prepared, fake_kube, tmp_path)
+    yield env
+    env.forget()
 
 
 def test_status_plan_apply_rollback_through_the_cli(world):
