@@ -471,6 +471,9 @@ def test_a_member_whose_rest_api_refuses_is_marked_although_the_dcs_lists_it(tmp
         assert members["node-b"]["state"] == "streaming"
         assert members["node-b"]["api_error"] == "connection refused"
         assert members["node-a"]["api_error"] is None and members["node-c"]["api_error"] is None
+        assert members["node-a"]["self_report"] == {"role": "primary", "state": "running", "replication_state": None, "timeline": 4}
+        assert members["node-c"]["self_report"]["replication_state"] == "streaming"
+        assert members["node-b"]["self_report"] is None  # it could not be asked
         assert doc["patroni"]["unanswered"] == {lb.patroni_urls[1]: "connection refused"}
         table = cli(lb, "status")
         row = next(line for line in table.stdout.splitlines() if line.startswith("node-b"))
