@@ -290,15 +290,31 @@ class PatroniCluster:
             return self.config.maximum_lag_on_failover_bytes
         return 1048576  # Patroni's default
 
-    def candidate_problems(self, member: PatroniMember, max_lag_bytes: int | None = None) -> list[str]:
-        """Why ``member`` cannot be promoted now; empty when it can. Shared by health rules and switchover preflight."""
+    @property
+    def leader_down(self) -> bool:
+        """No working leader: none holds the key, or the one that does is not running, does not answer, or says it
+        is no primary. Its replicas then stop streaming, and Patroni promotes one once the key expires (ttl)."""
+        leader = self.leader
+        if leader is None or leader.api_error is not None:
+            return True
+        if leader.role == "standby_leader":
+            return not leader.is_running
+        if leader.state != "running":
+            return True
+        own = leader.self_report
+        return own is not None and ((own.role is not None and not own.is_primary) or own.state not in (None, "running"))
+
+    def candidate_problems(self, member: PatroniMember, max_lag_bytes: int | None = None, *, leader_down: bool = False) -> list[str]:
+        """Why ``member`` cannot be promoted now; empty when it can. Shared by health rules and switchover preflight.
+        ``leader_down``: judge it as Patroni does in a failover - a replica that lost its stream with the leader
+        ("running", not "streaming") is still a candidate when its lag is known and small enough."""
         problems: list[str] = []
         if member.is_leader:
             problems.append("is the leader")
             return problems
         if not member.is_replica:
             problems.append(f"role is {member.role!r}")
-        if member.state != "streaming":
+        if member.state != "streaming" and not (leader_down and member.state == "running"):
             problems.append(f"state is {member.state!r}, not streaming")
         if member.lag_bytes is None:
             problems.append("lag is unknown")
@@ -318,7 +334,7 @@ class PatroniCluster:
         if member.api_error is not None:
             problems.append(f"its REST API does not answer ({member.api_error})")
         own = member.self_report
-        if own is not None and member.state == "streaming":  # the DCS says fine; what the member says decides
+        if own is not None and member.state == "streaming" and not leader_down:  # the DCS says fine; the member decides
             if own.state is not None and own.state != "running":
                 problems.append(f"it says its PostgreSQL is {own.state!r}")
             elif own.replication_state is not None and own.replication_state != "streaming":

@@ -23,8 +23,8 @@ class CheckOutput(str, Enum):
 HELP = """Run the health rules once and answer like a monitoring plugin (Nagios, Icinga, cron): the first line is a
 summary such as `CRITICAL - no leader; 2 warnings`, then one line per finding (worst first, with hints).
 
-Exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Anything that stops the check itself (bad config, missing
-password file, unknown context) is `UNKNOWN - <reason>` with exit 3, as monitoring expects.
+Exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Anything that stops the check itself (bad config, a missing
+password file it needs, unknown context, no rule selected) is `UNKNOWN - <reason>` with exit 3, as monitoring expects.
 
 Thresholds come from the context's `thresholds:` section (lag-warning-bytes, lag-critical-bytes,
 maintenance-critical-minutes, etcd-db-warning-percent). How long maintenance mode has been on is remembered in the
@@ -48,7 +48,9 @@ class _PluginCommand(TyperCommand):
         try:
             return super().parse_args(ctx, args)
         except UsageError as exc:
-            typer.echo(f"UNKNOWN - usage: {exc.format_message()} (see gardenctl check --help)")
+            from gardenctl.cli.main import plain_usage_message
+
+            typer.echo(f"UNKNOWN - usage: {plain_usage_message(exc.format_message())} (see gardenctl check --help)")
             raise typer.Exit(3) from exc
 
 

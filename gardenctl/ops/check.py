@@ -117,10 +117,10 @@ def summarize(status: Severity, findings: Iterable[Finding], rules: Iterable[Rul
     """``CRITICAL`` -> ``no leader; 1 more critical, 2 warnings`` (the first finding of the worst severity, then
     counts of the rest); OK -> `ok_summary`."""
     findings = list(findings)
+    rules = list(rules)
+    if not rules and not findings:
+        return "no rule selected: --only/--skip left nothing to check"
     if status is Severity.OK:
-        rules = list(rules)
-        if not rules:
-            return "no rule selected"
         return ok_summary(report, {r.layer for r in rules})
     worst = [f for f in findings if f.severity is status]
     if worst:
@@ -214,7 +214,8 @@ def run_check(
     )
     findings = tuple(f for r in results for f in r.findings)
     rules = rule_statuses(results)
-    status = Severity.worst(r.status for r in rules)
+    # a check that checked nothing (--only/--skip left no rule) must not read as healthy to monitoring
+    status = Severity.worst(r.status for r in rules) if rules else Severity.UNKNOWN
     report = StatusReport(
         context=report.context,
         collected_at=report.collected_at,

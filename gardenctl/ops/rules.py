@@ -371,8 +371,8 @@ def _leader(inp: RuleInput) -> Iterable[Finding]:
         return [
             _f(
                 CRITICAL,
-                f"leader {leader.name}'s REST API does not answer ({leader.api_error}): HAProxy routes writes by it; "
-                f"the DCS still lists {leader.name} as {leader.state!r} until its leader key expires (ttl), then a failover follows",
+                f"leader {leader.name}'s REST API does not answer ({leader.api_error}): node or Patroni down? "
+                f"The DCS still lists {leader.name} as {leader.state!r} until its leader key expires (ttl); then Patroni fails over",
                 subject=leader.name,
                 hint=f"is Patroni on {leader.name} running? (lab: gardenctl lab status)",
             )
@@ -447,8 +447,16 @@ def _replication(inp: RuleInput) -> Iterable[Finding]:
         else:
             out.append(_f(WARNING, f"{m.name} is {m.state!r}, not streaming", m.name))
     streaming = [m for m in replicas if m.streams_now]
-    if replicas and not streaming:
-        out.append(_f(CRITICAL, f"no replica is streaming ({len(replicas)} replicas): nothing to fail over to"))
+    if replicas and cluster.leader_down:
+        # without a working leader nothing streams: that is the leader's finding, not each replica's
+        lost = [f for f in out if f.subject and (m := cluster.member(f.subject)) is not None and m.state == "running" and f.severity is WARNING and f.message.endswith("not streaming")]
+        out = [f for f in out if f not in lost]
+        if lost:
+            names = ", ".join(f.subject or "" for f in lost)
+            out.append(_f(WARNING, f"{names} running but not streaming: the leader is down (see patroni_leader)"))
+    elif replicas and not streaming:
+        word = "replica" if len(replicas) == 1 else "replicas"
+        out.append(_f(CRITICAL, f"no replica is streaming ({len(replicas)} {word}): nothing to fail over to"))
     elif replicas and len(streaming) == len(replicas):
         out.append(_f(OK, f"{len(streaming)} of {len(replicas)} replicas streaming"))
     return out
@@ -522,14 +530,20 @@ def _timeline(inp: RuleInput) -> Iterable[Finding]:
 def _candidates(inp: RuleInput) -> Iterable[Finding]:
     cluster = inp.patroni
     assert cluster is not None
-    eligible = cluster.failover_candidates
+    down = cluster.leader_down
+    eligible = tuple(m for m in cluster.replicas if not cluster.candidate_problems(m, leader_down=down))
     if eligible:
         word = "candidate" if len(eligible) == 1 else "candidates"
+        etcd = inp.etcd
+        if etcd is not None and etcd.voters and not etcd.has_quorum:
+            return [_f(WARNING, f"{len(eligible)} eligible failover {word} ({_names(eligible)}), but etcd has no quorum: Patroni cannot fail over until it returns")]
+        if down:
+            return [_f(OK, f"the leader is down; Patroni can promote {_names(eligible)} (running, lag within the limit)")]
         return [_f(OK, f"{len(eligible)} eligible failover {word}: {_names(eligible)}")]
     replicas = cluster.replicas
     if not replicas:
         return [_f(CRITICAL, "no eligible failover candidate: the cluster has no replica")]
-    reasons = "; ".join(f"{m.name}: {', '.join(cluster.candidate_problems(m))}" for m in replicas)
+    reasons = "; ".join(f"{m.name}: {', '.join(cluster.candidate_problems(m, leader_down=down))}" for m in replicas)
     return [_f(CRITICAL, f"no eligible failover candidate ({reasons})")]
 
 

@@ -77,7 +77,7 @@ def test_critical_summary_names_the_first_critical_then_counts():
         "WARNING: [patroni_replication] node-c is 'stopped', not streaming",
         "WARNING: [patroni_members] no Patroni member answers for the configured endpoint http://10.0.0.11:8008: node stopped or removed from the cluster",
         "OK: [patroni_lag] replication lag within thresholds (largest 0 B)",
-        "OK: [patroni_failover_candidates] 1 eligible failover candidate: node-b",
+        "OK: [patroni_failover_candidates] the leader is down; Patroni can promote node-b (running, lag within the limit)",
         "OK: [haproxy_ro] read-only (pg_ro) routes to node-b, node-c",
         "OK: [etcd_members] 3 of 3 etcd members healthy",
         "OK: [etcd_quorum] etcd quorum (3 of 3 voters healthy, quorum 2); tolerates 1 more failure",

@@ -277,7 +277,7 @@ def test_unknown_role_is_flagged_not_crashing():
     s = Scenario(cluster=pcluster(pmember("node-a", "leader", index=0), pmember("node-b", "witness", "running", index=1)))
     assert of(run(s), "patroni_replication") == [
         (WARNING, "node-b: role 'witness' is not one gardenctl knows (state 'running')"),
-        (CRITICAL, "no replica is streaming (1 replicas): nothing to fail over to"),
+        (CRITICAL, "no replica is streaming (1 replica): nothing to fail over to"),
     ]
 
 
@@ -463,7 +463,7 @@ def test_the_leaders_rest_api_silent_is_critical():
     findings = run(Scenario(patroni_unanswered={"http://10.0.0.11:8008/": "timed out"}))
     [(sev, msg)] = of(findings, "patroni_leader")
     assert sev is CRITICAL
-    assert msg.startswith("leader node-a's REST API does not answer (timed out): HAProxy routes writes by it")
+    assert msg.startswith("leader node-a's REST API does not answer (timed out): node or Patroni down? The DCS still lists node-a as 'running'")
 
 
 def test_an_unanswered_endpoint_that_matches_no_member_is_named_by_patroni_members():
@@ -565,6 +565,31 @@ def test_a_context_pointing_at_another_cluster_is_critical():
     ]
     assert of(run(Scenario(), patroni_scope="pg-main"), "patroni_scope") == []
     assert of(run(Scenario()), "patroni_scope") == []  # a context without scope: nothing to compare
+
+
+def test_while_the_leader_is_down_running_replicas_are_its_candidates_not_nothing_to_fail_over_to():
+    """The leader dead (its API silent): its replicas lose the stream ("running", not "streaming") and Patroni
+    promotes one of them when the key expires. Seen on the lab: 17 s of "no eligible failover candidate" before
+    Patroni failed over, which could push an operator into a manual failover racing Patroni."""
+    s = Scenario(
+        cluster=pcluster(pmember("node-a", "leader", index=0), pmember("node-b", state="running", index=1), pmember("node-c", state="running", index=2, lag=5 * 1024 * 1024)),
+        patroni_unanswered={EPS[0]: "connection refused"},
+    )
+    findings = run(s, patroni_endpoints=EPS)
+    assert of(findings, "patroni_failover_candidates") == [(OK, "the leader is down; Patroni can promote node-b (running, lag within the limit)")]
+    assert of(findings, "patroni_replication") == [(WARNING, "node-b, node-c running but not streaming: the leader is down (see patroni_leader)")]
+    assert of(findings, "patroni_leader")[0][0] is CRITICAL
+    # with a healthy leader the same replica states are what they look like
+    healthy = Scenario(cluster=s.cluster)
+    assert of(run(healthy, patroni_endpoints=EPS), "patroni_failover_candidates")[0][0] is CRITICAL
+
+
+def test_candidates_while_etcd_has_no_quorum_warn_that_no_failover_can_happen():
+    s = Scenario()
+    for node in s.etcd[1:]:
+        node.started = False
+    [(sev, msg)] = of(run(s), "patroni_failover_candidates")
+    assert sev is WARNING and msg == "2 eligible failover candidates (node-b, node-c), but etcd has no quorum: Patroni cannot fail over until it returns"
 
 
 def test_endpoints_named_differently_fall_back_to_counts():

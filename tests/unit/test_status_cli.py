@@ -303,6 +303,8 @@ def test_check_summary_speaks_only_for_the_selected_rules(loop):
     assert (only_etcd.exit_code, only_etcd.stdout.splitlines()[0]) == (0, "OK - etcd 3/3 healthy")
     no_routing = cli(loop, "check", "--skip", "haproxy_*")
     assert no_routing.stdout.splitlines()[0] == "OK - leader node-a, 2/2 replicas streaming, etcd 3/3 healthy"
+    nothing = cli(loop, "check", "--skip", "*")
+    assert (nothing.exit_code, nothing.stdout.splitlines()[0]) == (3, "UNKNOWN - no rule selected: --only/--skip left nothing to check")
 
 
 def test_check_critical_with_perfdata(loop):
@@ -349,7 +351,8 @@ def test_check_prometheus_unwritable_is_unknown(loop, tmp_path):
         (("check", "--only", "leader"), "UNKNOWN - unknown rule: leader"),
         (("check", "--context", "nope"), "UNKNOWN - unknown context 'nope' in "),
         (("check", "--bogus"), "UNKNOWN - usage: No such option: --bogus"),
-        (("check", "--timeout", "0"), "UNKNOWN - usage: Invalid value for '--timeout'"),
+        (("check", "--timeout", "0"), "UNKNOWN - usage: Invalid value for '--timeout': must be at least 0.1 (see gardenctl check --help)"),
+        (("check", "-o", "xml"), "UNKNOWN - usage: Invalid value for '--output' / '-o': 'xml' is not one of 'text', 'json'."),
     ],
 )
 def test_check_problems_of_the_check_itself_are_unknown(loop, args, first):
