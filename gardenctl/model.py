@@ -538,6 +538,9 @@ class Probe(Generic[T]):
     value: T | None
     error: str | None = None
     elapsed_ms: float | None = None
+    # The layer is not just unreadable but down for its clients (HAProxy: the stats socket and the read-write port
+    # both refuse): a CRITICAL finding, not UNKNOWN.
+    down: bool = False
 
     @property
     def ok(self) -> bool:

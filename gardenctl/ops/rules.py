@@ -290,11 +290,13 @@ def _names(members: Iterable[Any]) -> str:
 # ------------------------------------------------------------------------------------------------ reachability
 
 
-def _reachable(layer: str, label: str, consequence: str) -> RuleFn:
+def _reachable(layer: str, label: str, consequence: str, down_hint: str | None = None) -> RuleFn:
     def check(inp: RuleInput) -> Iterable[Finding]:
         probe = inp.probes.get(layer)
         if probe is None:
             return []
+        if probe.down:
+            return [_f(CRITICAL, f"{label} did not answer: {probe.error}", layer, down_hint or consequence)]
         if probe.error is not None or probe.value is None:
             return [_f(UNKNOWN, f"{label} did not answer: {probe.error or 'no data'}", layer, consequence)]
         return []
@@ -308,8 +310,18 @@ rule("patroni_reachable", layer="patroni", needs=(), description="some Patroni R
 rule("etcd_reachable", layer="etcd", needs=(), description="some etcd endpoint answers (members, status)")(
     _reachable("etcd", "etcd", "check etcd.endpoints of this context and that etcd runs; quorum and alarms are not evaluated")
 )
-rule("haproxy_reachable", layer="haproxy", needs=(), description="the HAProxy stats socket or page answers")(
-    _reachable("haproxy", "HAProxy stats", "check haproxy.stats-socket / stats-url of this context; routing is not evaluated")
+rule(
+    "haproxy_reachable",
+    layer="haproxy",
+    needs=(),
+    description="the HAProxy stats socket or page answers; CRITICAL when the read-write address refuses clients too (HAProxy down)",
+)(
+    _reachable(
+        "haproxy",
+        "HAProxy stats",
+        "check haproxy.stats-socket / stats-url of this context; routing is not evaluated",
+        down_hint="start HAProxy on the node (lab: gardenctl lab up); until then every client connection fails",
+    )
 )
 rule("hetzner_reachable", layer="hetzner", needs=(), description="the Hetzner Cloud API answers (contexts with a hetzner section)")(
     _reachable("hetzner", "Hetzner Cloud API", "check the hetzner section of this context and the API token")

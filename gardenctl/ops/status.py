@@ -189,7 +189,7 @@ class _Task:
             return Probe(None, f"{what}: no answer within {waited:.1f}s", round((time.perf_counter() - self._start) * 1000, 1))
         if self.error is not None:
             if isinstance(self.error, GardenError):
-                return Probe(None, self.error.message, self.elapsed_ms)
+                return Probe(None, self.error.message, self.elapsed_ms, down=isinstance(self.error, ServiceDown))
             raise self.error  # a bug, not an unreachable backend
         return Probe(self.value, None, self.elapsed_ms)
 
@@ -251,6 +251,41 @@ def _collect_patroni(source: PatroniSource) -> PatroniCluster:
     return source.get_cluster(every_endpoint=True)
 
 
+class ServiceDown(GardenError):
+    """A layer that does not answer and whose clients are refused too (see `_collect_haproxy`)."""
+
+
+def _collect_haproxy(source: HAProxySource, rw_address: str | None, timeout: float) -> HAProxyState:
+    """HAProxy's ``show stat``. When the stats socket or page does not answer, one TCP connect to the read-write
+    address tells an unreadable HAProxy (clients still served) from a dead one (clients refused: CRITICAL)."""
+    try:
+        return source.get_state()
+    except GardenError as exc:
+        if not rw_address:
+            raise
+        refused = _connect_error(rw_address, timeout)
+        if refused is None:
+            raise
+        raise ServiceDown(
+            f"{exc.message.removeprefix('haproxy: ')}, and the read-write address {rw_address} refuses clients too "
+            f"({refused}): HAProxy is down, no client reaches PostgreSQL through it"
+        ) from exc
+
+
+def _connect_error(address: str, timeout: float) -> str | None:
+    """None when a TCP connection to ``host:port`` opens; else why not."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            return None
+    except ValueError:
+        return None  # not host:port - the config check reports it; no judgement here
+    except OSError as exc:
+        return "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or type(exc).__name__)
+
+
 class _Unanswered(GardenError):
     pass
 
@@ -295,7 +330,7 @@ def collect(
         if sources.etcd is not None:
             tasks["etcd"] = _Task("etcd", _collect_etcd, sources.etcd, cluster.etcd.quota_bytes, per_endpoint, deadline)
         if sources.haproxy is not None:
-            tasks["haproxy"] = _Task("haproxy", sources.haproxy.get_state)
+            tasks["haproxy"] = _Task("haproxy", _collect_haproxy, sources.haproxy, cluster.haproxy.rw_address, per_endpoint)
         for name, fn in extra.items():
             tasks[name] = _Task(name, _call_layer, fn, cluster, per_endpoint)
         probes = {name: task.probe(_layer_deadline(name, started, per_endpoint), name) for name, task in tasks.items()}

@@ -125,6 +125,38 @@ def test_the_leaders_postgres_killed_is_critical_until_it_recovers(lab):
         print(f"{t:6.1f}s {status} {found}")
 
 
+def test_while_the_killed_leader_is_replaced_check_never_says_nothing_to_fail_over_to(lab):
+    """Between the leader's death and Patroni's failover (about ttl) the replicas lose their stream. check must say
+    the leader is down and who Patroni can promote - not "no eligible failover candidate", which would invite a
+    manual failover racing Patroni's own."""
+    leader, _ = leader_and_replicas(lab)
+    proc = lab.lab.require_state().processes[leader]
+    pm = postmaster_pid(proc.data_dir)
+    assert pm is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    os.kill(pm, signal.SIGKILL)
+    seen: list[dict] = []
+    try:
+        def failed_over() -> tuple[bool, str]:
+            doc = check(lab, "--timeout", "1")
+            found = {f["rule"]: f for f in doc["findings"]}
+            seen.append(found)
+            lead = found.get("patroni_leader", {})
+            return lead.get("severity") == "OK" and not lead.get("message", "").startswith(f"{leader} "), str(lead)
+
+        wait_until(failed_over, timeout=90, interval=0.5, what="Patroni to fail over")
+        down = [f for f in seen if f.get("patroni_leader", {}).get("severity") == "CRITICAL"]
+        assert down, "check never saw the leader down"
+        for found in down:
+            cand = found.get("patroni_failover_candidates")
+            assert cand is not None and cand["severity"] != "CRITICAL", cand
+        assert any(f["patroni_failover_candidates"]["message"].startswith("the leader is down; Patroni can promote") for f in down), [
+            f["patroni_failover_candidates"]["message"] for f in down
+        ]
+    finally:
+        lab.lab.start(leader)
+
+
 def test_a_paused_cluster_is_a_warning(lab):
     with lab.patroni() as client:
         client.set_paused(True)

@@ -535,3 +535,28 @@ def test_every_endpoint_is_asked_even_when_the_first_answer_is_quick():
                 client.close()
             assert cluster.unanswered == {}
             assert [m.api_error for m in cluster.members] == [None, None, None]
+
+
+def test_haproxy_down_is_critical_when_its_read_write_address_refuses_too(loop, tmp_path):
+    """The stats socket and the read-write port both refuse: HAProxy is down and no client gets through - CRITICAL,
+    not the UNKNOWN of a stats socket that merely cannot be read."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        dead_port = free.getsockname()[1]
+    gone = tmp_path / "gone.sock"
+    loop.write_config(haproxy={"stats-socket": str(gone), "rw-backend": "pg_rw", "rw-address": f"127.0.0.1:{dead_port}"})
+    result = cli(loop, "check")
+    assert result.exit_code == 2, result
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("CRITICAL - HAProxy stats did not answer: "), first
+    assert f"and the read-write address 127.0.0.1:{dead_port} refuses clients too (connection refused): HAProxy is down" in first
+    # the stats socket unreadable while the read-write port still serves: unknown, as before
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(4)
+        loop.write_config(haproxy={"stats-socket": str(gone), "rw-backend": "pg_rw", "rw-address": f"127.0.0.1:{listening.getsockname()[1]}"})
+        unknown = cli(loop, "check")
+    assert unknown.exit_code == 3, unknown
+    assert unknown.stdout.startswith("UNKNOWN - HAProxy stats did not answer: ")
