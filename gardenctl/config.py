@@ -502,7 +502,7 @@ def select_cluster(config: Config, context: str | None = None) -> ClusterConfig:
         if config.path.expanduser() != default_config_path().expanduser():  # --config / GARDENCTL_CONFIG named it
             hint = (
                 "check the path given with --config / GARDENCTL_CONFIG; `gardenctl lab up --config "
-                f"{config.path}` would create it with a 'lab' context (format: README, Configuration)"
+                f"{config.path} --dir DIR` starts a lab of your own and writes it with a 'lab' context (format: README, Configuration)"
             )
         else:
             hint = (
