@@ -389,6 +389,17 @@ def _leader(inp: RuleInput) -> Iterable[Finding]:
                 hint=f"is Patroni on {leader.name} running? (lab: gardenctl lab status)",
             )
         ]
+    if _being_promoted(inp, leader):
+        own_role = leader.self_report.role if leader.self_report else None
+        return [
+            _f(
+                WARNING,
+                f"{leader.name} holds the leader key but still says it is a {own_role}: being promoted (etcd has quorum); "
+                "writes wait until it runs as primary",
+                subject=leader.name,
+                hint="it should say primary within a few seconds; if not, see its Patroni log",
+            )
+        ]
     why_not = _not_a_working_primary(leader)
     if why_not:
         return [
@@ -465,12 +476,14 @@ def _replication(inp: RuleInput) -> Iterable[Finding]:
         out = [f for f in out if f not in lost]
         if lost:
             names = ", ".join(f.subject or "" for f in lost)
-            out.append(_f(WARNING, f"{names} running but not streaming: the leader is down (see patroni_leader)"))
+            out.append(_f(WARNING, f"{names} running but not streaming: the leader is down or being promoted (see patroni_leader)"))
     elif replicas and not streaming:
         word = "replica" if len(replicas) == 1 else "replicas"
         out.append(_f(CRITICAL, f"no replica is streaming ({len(replicas)} {word}): nothing to fail over to"))
     elif replicas and len(streaming) == len(replicas):
-        out.append(_f(OK, f"{len(streaming)} of {len(replicas)} replicas streaming"))
+        missing = len(inp.patroni_endpoints) - len(cluster.members)
+        gone = f" ({missing} configured {'node is' if missing == 1 else 'nodes are'} not in the cluster: see patroni_members)" if missing > 0 else ""
+        out.append(_f(OK, f"{len(streaming)} of {len(replicas)} replicas streaming{gone}"))
     return out
 
 
@@ -542,6 +555,9 @@ def _timeline(inp: RuleInput) -> Iterable[Finding]:
 def _candidates(inp: RuleInput) -> Iterable[Finding]:
     cluster = inp.patroni
     assert cluster is not None
+    leader = cluster.leader
+    if leader is not None and _being_promoted(inp, leader):
+        return [_f(OK, f"{leader.name} is being promoted: the candidates are judged again once it runs as primary")]
     down = cluster.leader_down
     eligible = tuple(m for m in cluster.replicas if not cluster.candidate_problems(m, leader_down=down))
     if eligible:
@@ -792,6 +808,24 @@ def _haproxy_rw(inp: RuleInput) -> Iterable[Finding]:
     if why_not:
         return [_f(CRITICAL, f"read-write ({rw}) routes to {target.name}, the leader in the DCS, but {why_not}: writes fail", target.name)]
     return [_f(OK, f"read-write ({rw}) routes to {target.name}, the leader", target.name)]
+
+
+def _being_promoted(inp: RuleInput, leader: PatroniMember) -> bool:
+    """The leader key is taken and the member still says replica while etcd has quorum: a promotion under way (a
+    leader demoted by a lost quorum says the same, which is why quorum decides)."""
+    own = leader.self_report
+    etcd = inp.etcd
+    return (
+        leader.role != "standby_leader"
+        and leader.api_error is None
+        and own is not None
+        and own.role is not None
+        and not own.is_primary
+        and own.state in (None, "running")
+        and etcd is not None
+        and bool(etcd.voters)
+        and etcd.has_quorum
+    )
 
 
 def _not_a_working_primary(leader: PatroniMember) -> str | None:
