@@ -153,9 +153,9 @@ class PatroniMember:
     pending_restart: bool = False
     scheduled_restart: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
-    # Set when this member's own REST API (a configured endpoint) did not answer while /cluster was read: /cluster
-    # comes from the DCS, which keeps a stopped member's last state until its key expires (ttl). None: it answered,
-    # or it was not asked (no configured endpoint is this member's api_url).
+    # Set when this member's own REST API (a configured endpoint) did not answer GET /patroni: /cluster comes from
+    # the DCS, which keeps a stopped member's last state until its key expires (ttl). None: it answered, or it was
+    # not asked (no configured endpoint is this member).
     api_error: str | None = None
     # What it says about itself (GET /patroni), when status/check asked it; None: not asked or no answer.
     self_report: SelfReport | None = None
@@ -191,6 +191,20 @@ class PatroniMember:
     @property
     def is_running(self) -> bool:
         return self.state in ("running", "streaming")
+
+    def primary_problem(self) -> str | None:
+        """For the member holding the leader key: why its own REST API says it cannot take writes (silent, demoted,
+        PostgreSQL not running); None when it can or was not asked. Its DCS state is judged apart."""
+        if self.api_error is not None:
+            return f"its REST API does not answer ({self.api_error})"
+        own = self.self_report
+        if own is None:
+            return None
+        if self.role != "standby_leader" and own.role is not None and not own.is_primary:
+            return f"it says it is a {own.role} (demoted, read-only)"
+        if own.state not in (None, "running"):
+            return f"it says its PostgreSQL is {own.state!r}"
+        return None
 
     @property
     def address(self) -> str:
@@ -254,7 +268,7 @@ class PatroniCluster:
     scheduled_switchover: ScheduledSwitchover | None = None
     config: PatroniConfig | None = None
     source: str | None = None
-    # Configured endpoints that did not answer GET /cluster (endpoint -> error); filled only by a read that asked
+    # Configured endpoints that did not answer GET /patroni (endpoint -> error); filled only by a read that asked
     # every endpoint (status/check). A member whose api_url is one of them carries the error as ``api_error``.
     unanswered: dict[str, str] = field(default_factory=dict)
 
@@ -295,14 +309,9 @@ class PatroniCluster:
         """No working leader: none holds the key, or the one that does is not running, does not answer, or says it
         is no primary. Its replicas then stop streaming, and Patroni promotes one once the key expires (ttl)."""
         leader = self.leader
-        if leader is None or leader.api_error is not None:
+        if leader is None or leader.primary_problem() is not None:
             return True
-        if leader.role == "standby_leader":
-            return not leader.is_running
-        if leader.state != "running":
-            return True
-        own = leader.self_report
-        return own is not None and ((own.role is not None and not own.is_primary) or own.state not in (None, "running"))
+        return not leader.is_running if leader.role == "standby_leader" else leader.state != "running"
 
     def candidate_problems(self, member: PatroniMember, max_lag_bytes: int | None = None, *, leader_down: bool = False) -> list[str]:
         """Why ``member`` cannot be promoted now; empty when it can. Shared by health rules and switchover preflight.

@@ -27,13 +27,6 @@ from gardenctl.model import (
 T = TypeVar("T")
 
 
-def _reason(message: str, endpoint: str, path: str = "/cluster") -> str:
-    """The reason part of an HTTP error message ("patroni: <url>: connection refused" -> "connection refused")."""
-    text = message.removeprefix("patroni: ")
-    head, sep, tail = text.partition(f"{endpoint}{path}")
-    return tail.lstrip(": ").strip() or text if sep else text
-
-
 # ------------------------------------------------------------------------------------------------ parsing
 
 
@@ -283,7 +276,9 @@ class PatroniClient:
             if not fut.done():
                 answers[ep] = f"no answer within {limit:g}s"
             elif isinstance(fut.exception(), BackendUnreachable):
-                answers[ep] = _reason(fut.exception().message, ep, "/patroni")  # type: ignore[union-attr]
+                exc = fut.exception()
+                # the HTTP chokepoint's TransportError (the cause) holds the bare reason: "connection refused"
+                answers[ep] = getattr(exc.__cause__, "reason", None) or exc.message  # type: ignore[union-attr]
             elif isinstance(fut.exception(), GardenError):
                 continue  # it answered, with an HTTP error: reachable, but nothing to say about itself
             elif fut.exception() is not None:

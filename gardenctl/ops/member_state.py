@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from gardenctl.backends.patroni import parse_self_report
 from gardenctl.errors import GardenError
 from gardenctl.model import PatroniCluster
 
@@ -27,18 +28,17 @@ def own_state_problems(patroni: MemberStatusSource, cluster: PatroniCluster, *, 
         if not m.api_url:
             continue
         try:
-            own = patroni.get_member_status(m.api_url)
+            own = parse_self_report(patroni.get_member_status(m.api_url))
         except GardenError as exc:
             problems.append(f"{m.name}: its REST API does not answer ({exc.message})")
             continue
-        state = own.get("state")
-        if state != "running":
-            problems.append(f"{m.name} says it is {state or 'in an unknown state'}")
+        if own.state != "running":
+            problems.append(f"{m.name} says it is {own.state or 'in an unknown state'}")
             continue
         if leader is not None and m.name != leader.name:
-            replication = own.get("replication_state")
+            replication = own.replication_state
             if (replication is not None or require_streaming) and replication != "streaming":
                 problems.append(f"{m.name} says its replication is {replication or 'unknown'}, not streaming")
-            if leader.timeline is not None and own.get("timeline") not in (None, leader.timeline):
-                problems.append(f"{m.name} says it is on timeline {own.get('timeline')}, the leader on {leader.timeline}")
+            if leader.timeline is not None and own.timeline not in (None, leader.timeline):
+                problems.append(f"{m.name} says it is on timeline {own.timeline}, the leader on {leader.timeline}")
     return problems

@@ -400,7 +400,7 @@ def _leader(inp: RuleInput) -> Iterable[Finding]:
                 hint="it should say primary within a few seconds; if not, see its Patroni log",
             )
         ]
-    why_not = _not_a_working_primary(leader)
+    why_not = leader.primary_problem()
     if why_not:
         return [
             _f(
@@ -804,7 +804,7 @@ def _haproxy_rw(inp: RuleInput) -> Iterable[Finding]:
                 hint="HAProxy checks GET /primary on each member: a member that answers 200 believes it is the primary",
             )
         ]
-    why_not = _not_a_working_primary(leader)
+    why_not = leader.primary_problem()
     if why_not:
         return [_f(CRITICAL, f"read-write ({rw}) routes to {target.name}, the leader in the DCS, but {why_not}: writes fail", target.name)]
     return [_f(OK, f"read-write ({rw}) routes to {target.name}, the leader", target.name)]
@@ -826,21 +826,6 @@ def _being_promoted(inp: RuleInput, leader: PatroniMember) -> bool:
         and bool(etcd.voters)
         and etcd.has_quorum
     )
-
-
-def _not_a_working_primary(leader: PatroniMember) -> str | None:
-    """Why the member holding the leader key cannot take writes, from its own REST API; None when it can (or when
-    it was not asked)."""
-    if leader.api_error is not None:
-        return f"its REST API does not answer ({leader.api_error})"
-    own = leader.self_report
-    if own is None:
-        return None
-    if leader.role != "standby_leader" and own.role is not None and not own.is_primary:
-        return f"it says it is a {own.role} (demoted, read-only)"
-    if own.state is not None and own.state != "running":
-        return f"it says its PostgreSQL is {own.state!r}"
-    return None
 
 
 @rule("haproxy_ro", layer="haproxy", needs=("haproxy",), description="the read-only backend (when configured) has a server UP")

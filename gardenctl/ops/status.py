@@ -1,7 +1,7 @@
 """Collect every layer of one cluster concurrently into a `StatusReport`, and judge it with the rule engine.
 
-Patroni (``GET /cluster`` + ``GET /config``, /cluster from every configured endpoint), etcd (member list, each member's own status, alarms) and HAProxy
-(``show stat``) are asked at the same time, each request bounded by the per-endpoint timeout. A layer that does not
+Patroni (``GET /cluster`` + ``GET /config``, and every member's own ``GET /patroni``), etcd (member list, each
+member's own status, alarms) and HAProxy (``show stat``) are asked at the same time, each request bounded by the per-endpoint timeout. A layer that does not
 answer becomes a `Probe` with ``error`` while the others still render: one slow component never blocks the view.
 
 Workers are daemon threads, so a backend that hangs past the deadline cannot keep the process alive (a cron check
@@ -246,8 +246,8 @@ def _collect_etcd(source: EtcdSource, quota_bytes: int | None, timeout: float, d
 
 
 def _collect_patroni(source: PatroniSource) -> PatroniCluster:
-    """/cluster and /config from the first member that answers; every configured endpoint is asked, so a member
-    whose own REST API is down is marked while the DCS still lists it (up to ttl)."""
+    """/cluster and /config from the first member that answers, and every configured endpoint's own GET /patroni,
+    so a member that is down or demoted is marked while the DCS still lists it as it was."""
     return source.get_cluster(every_endpoint=True)
 
 
